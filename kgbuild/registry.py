@@ -1,0 +1,64 @@
+"""Stage backends by name: `ner = "spacy"` in a config picks the class registered as "spacy"
+for the "ner" stage. Later issues add backends by registering them; nothing else changes."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from kgbuild.errors import UnknownBackendError
+
+STAGES = ("ner", "relations", "linking")
+
+# Modules that register built-in backends, imported on first lookup so that importing
+# kgbuild stays cheap (no torch, no spaCy) until a pipeline is built.
+_BUILTIN_MODULES = {
+    "ner": ["kgbuild.ner.spacy_ner"],
+    "relations": ["kgbuild.relations.zeroshot"],
+    "linking": ["kgbuild.linking.rules"],
+}
+
+_registry: dict[str, dict[str, type]] = {stage: {} for stage in STAGES}
+
+
+def register(stage: str, name: str) -> Callable[[type], type]:
+    """Class decorator: make `cls` available as backend `name` of `stage`."""
+    if stage not in _registry:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+
+    def deco(cls: type) -> type:
+        _registry[stage][name] = cls
+        cls.backend_name = name
+        return cls
+
+    return deco
+
+
+def _load_builtins(stage: str) -> None:
+    for module in _BUILTIN_MODULES.get(stage, []):
+        importlib.import_module(module)
+
+
+def names(stage: str) -> list[str]:
+    _load_builtins(stage)
+    return sorted(_registry[stage])
+
+
+def get(stage: str, name: str) -> type:
+    """The backend class registered as `name` for `stage`, or an error listing valid names."""
+    _load_builtins(stage)
+    try:
+        return _registry[stage][name]
+    except KeyError:
+        valid = ", ".join(names(stage)) or "(none)"
+        raise UnknownBackendError(
+            f"unknown {stage} backend {name!r}",
+            hint=f"valid {stage} backends: {valid}",
+        ) from None
+
+
+def build(stage: str, name: str, options: dict[str, Any], **context: Any) -> Any:
+    """Instantiate backend `name` of `stage` with its config options and shared context."""
+    cls = get(stage, name)
+    return cls(**options, **context)
