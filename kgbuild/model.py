@@ -54,6 +54,8 @@ class Document:
     sentences: list[Sentence] = field(default_factory=list)
     mentions: list[Mention] = field(default_factory=list)
     relations: list[RelationMention] = field(default_factory=list)
+    # the recogniser's parse, [(char offset, spaCy Doc), ...], for later stages; never saved
+    parse: Any = field(default=None, repr=False, compare=False)
 
     @property
     def n_words(self) -> int:

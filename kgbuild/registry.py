@@ -1,13 +1,19 @@
 """Stage backends by name: `ner = "spacy"` in a config picks the class registered as "spacy"
-for the "ner" stage. Later issues add backends by registering them; nothing else changes."""
+for the "ner" stage. Later issues add backends by registering them; nothing else changes.
+
+The stage contract: a backend instance is a callable that takes a list of Documents and returns
+the same list (same length, same order), annotated. The runner checks that and names the stage
+at fault. A backend may also define `info() -> dict` (models and versions, for the run report);
+the linking backend also defines `finalize() -> (entities, remap)`."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
-from kgbuild.errors import UnknownBackendError
+from kgbuild.errors import ConfigError, UnknownBackendError
 
 STAGES = ("ner", "relations", "linking")
 
@@ -59,6 +65,20 @@ def get(stage: str, name: str) -> type:
 
 
 def build(stage: str, name: str, options: dict[str, Any], **context: Any) -> Any:
-    """Instantiate backend `name` of `stage` with its config options and shared context."""
+    """Instantiate backend `name` of `stage` with its config options.
+
+    Shared context (such as `device`) is passed only to backends that take it; an option the
+    backend does not take is a config error that lists the options it does take."""
     cls = get(stage, name)
-    return cls(**options, **context)
+    params = inspect.signature(cls.__init__).parameters
+    accepted = {p for p in params if p != "self" and params[p].kind is not inspect.Parameter.VAR_KEYWORD}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    unknown = sorted(set(options) - accepted)
+    if unknown and not takes_any:
+        raise ConfigError(
+            f"{stage} backend {name!r} has no option {unknown[0]!r}",
+            hint=f"its options are: {', '.join(sorted(accepted - set(context))) or '(none)'}",
+        )
+    kwargs = dict(options)
+    kwargs.update({k: v for k, v in context.items() if k in accepted or takes_any})
+    return cls(**kwargs)

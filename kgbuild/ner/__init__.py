@@ -1,0 +1,1 @@
+"""Sentences and entity recognition: documents in, documents with sentences and mentions out."""

