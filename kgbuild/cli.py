@@ -1,0 +1,139 @@
+"""The `kgbuild` command: parses arguments, calls one library function, prints. The only place
+that exits: a KgbuildError becomes a one-line message and exit code 1; anything else keeps its
+traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from kgbuild.errors import KgbuildError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Build a knowledge graph from a folder of documents, then query and export it.")
+eval_app = typer.Typer(no_args_is_help=True, help="Benchmarks: extraction quality and throughput.")
+app.add_typer(eval_app, name="eval")
+
+ConfigOpt = typer.Option(None, "--pipeline", "-p", help="pipeline TOML (default: built-in defaults = pipelines/default.toml)")
+SetOpt = typer.Option(None, "--set", help="override a config key, e.g. --set relations.threshold=0.6 (repeatable)")
+
+
+def _config(pipeline: Optional[Path], overrides: Optional[list[str]], device: Optional[str] = None):
+    from kgbuild.config import load_config
+    return load_config(pipeline, overrides or [], device=device)
+
+
+@app.command()
+def run(
+    corpus: Path = typer.Argument(..., help="folder (or file) of .txt, .md, .jsonl, .html documents"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder: graph store and run.json"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's)"),
+    overrides: Optional[list[str]] = SetOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Build the knowledge graph of every document under CORPUS into OUT."""
+    from kgbuild.runner import run as run_pipeline
+
+    result = run_pipeline(corpus, out, _config(pipeline, overrides, device), quiet=quiet)
+    mentions = sum(result.mentions.values())
+    typer.echo(
+        f"{result.documents} documents, {result.words:,} words, {mentions} mentions, "
+        f"{result.entities} entities, {result.facts} facts ({result.statements} with provenance) "
+        f"in {result.seconds['total']:.1f}s ({result.words_per_second:,.0f} words/s) -> {out}"
+    )
+    if result.skipped:
+        typer.echo(f"skipped {len(result.skipped)} file(s); reasons in {Path(out) / 'run.json'}:")
+        for s in result.skipped[:10]:
+            typer.echo(f"  {s['path']}: {s['reason']}")
+        if len(result.skipped) > 10:
+            typer.echo(f"  ... and {len(result.skipped) - 10} more")
+
+
+@app.command()
+def query(
+    out: Path = typer.Argument(..., help="output folder of a run"),
+    sparql: str = typer.Argument(..., help='SPARQL text, or @file.rq to read it from a file'),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, json, csv or tsv"),
+) -> None:
+    """Run a SPARQL query over the graph in OUT."""
+    from kgbuild.graph.query import format_result, query as run_query
+
+    if sparql.startswith("@"):
+        path = Path(sparql[1:])
+        if not path.is_file():
+            raise KgbuildError(f"query file {path} not found", hint="pass @path/to/query.rq or the query text")
+        sparql = path.read_text(encoding="utf-8")
+    typer.echo(format_result(run_query(out, sparql), fmt))
+
+
+@app.command()
+def export(
+    out: Path = typer.Argument(..., help="output folder of a run"),
+    fmt: str = typer.Option(..., "--format", "-f", help="nt, nq, ttl, jsonld or graphml"),
+    file: Path = typer.Option(..., "--output", "-o", help="file to write"),
+) -> None:
+    """Write the whole graph in OUT to FILE (graphml: the networkx graph)."""
+    from kgbuild.graph.export import write_graph
+
+    write_graph(out, file, fmt)
+    typer.echo(f"wrote {file}")
+
+
+@eval_app.command("redocred")
+def eval_redocred(
+    data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
+    offset: int = typer.Option(0, "--offset", help="skip this many documents first"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Entity-mention recall and relation P/R/F1 of the pipeline on Re-DocRED documents."""
+    from kgbuild.eval.redocred import evaluate_redocred, format_report
+
+    if not data.is_file():
+        raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
+    result = evaluate_redocred(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@eval_app.command("speed")
+def eval_speed(
+    data: Path = typer.Argument(..., help="a corpus folder, or a Re-DocRED JSON file for its texts"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
+    threads: int = typer.Option(1, "--threads", help="CPU threads for both sides (1: one core)"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Words per second of the pipeline as a ratio to spaCy's nlp.pipe, same texts, same process."""
+    from kgbuild.eval.speed import format_speed, measure_speed
+
+    result = measure_speed(data, _config(pipeline, overrides, device), limit=limit, threads=threads)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_speed(result))
+
+
+@app.command()
+def version() -> None:
+    """Print kgbuild's version."""
+    from kgbuild import __version__
+    typer.echo(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except KgbuildError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Throughput benchmark: words per second of a whole `kgbuild run` (ingest, NER, relations,
+linking, graph store) against spaCy's own `nlp.pipe` with the same spaCy model on the same
+texts, in one process, so that machine noise cancels out in the ratio."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kgbuild.config import Config
+from kgbuild.errors import CorpusError
+
+
+def load_texts(data: str | Path, limit: int | None = None) -> list[str]:
+    """Texts of a corpus folder, or of a Re-DocRED JSON file (tokens joined by spaces)."""
+    data = Path(data)
+    if data.is_file() and data.suffix == ".json":
+        docs = json.loads(data.read_text(encoding="utf-8"))
+        texts = [" ".join(" ".join(s) for s in d["sents"]) for d in docs]
+    else:
+        from kgbuild.config import IngestConfig
+        from kgbuild.ingest import check_corpus, iter_corpus
+        from kgbuild.model import Document
+
+        texts = [d.text for d in iter_corpus(check_corpus(data), IngestConfig()) if isinstance(d, Document)]
+    if not texts:
+        raise CorpusError(f"no texts in {data}", hint="pass a corpus folder or a Re-DocRED JSON file")
+    return texts[:limit] if limit else texts
+
+
+def measure_speed(data: str | Path, config: Config, limit: int | None = None, threads: int = 1,
+                  repeats: int = 2) -> dict[str, Any]:
+    """Best-of-`repeats` words/s for spaCy alone and for the whole pipeline, and their ratio."""
+    import torch
+
+    from kgbuild.ner.spacy_ner import load_spacy
+    from kgbuild.runner import Pipeline, run
+
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    texts = load_texts(data, limit)
+    words = sum(len(t.split()) for t in texts)
+    ner_opts = config.ner.options
+    nlp = load_spacy(ner_opts.get("model", "auto"), exclude=())  # spaCy's full pipeline, as shipped
+    batch = ner_opts.get("batch_size", 64)
+    pipeline = Pipeline(config)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = Path(tmp, "corpus")
+        corpus.mkdir()
+        for i, text in enumerate(texts):
+            (corpus / f"{i:06d}.txt").write_text(text, encoding="utf-8")
+        # warm-up: first calls pay for lazy initialisation on both sides
+        list(nlp.pipe(texts[:8], batch_size=batch))
+        run(corpus, Path(tmp, "warm"), pipeline=pipeline)
+
+        spacy_s, kg_s = [], []
+        for r in range(repeats):
+            t = time.perf_counter()
+            list(nlp.pipe(texts, batch_size=batch))
+            spacy_s.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            result = run(corpus, Path(tmp, f"out{r}"), pipeline=pipeline)
+            kg_s.append(time.perf_counter() - t)
+
+    spacy_wps = words / min(spacy_s)
+    kg_wps = words / min(kg_s)
+    return {
+        "documents": len(texts),
+        "words": words,
+        "threads": threads,
+        "device": str(pipeline.device),
+        "spacy_model": pipeline.stages["ner"].info().get("model"),
+        "spacy_words_per_second": round(spacy_wps, 1),
+        "kgbuild_words_per_second": round(kg_wps, 1),
+        "ratio": round(kg_wps / spacy_wps, 3),
+        "spacy_seconds": [round(s, 3) for s in spacy_s],
+        "kgbuild_seconds": [round(s, 3) for s in kg_s],
+        "stage_seconds": result.seconds,
+    }
+
+
+def format_speed(r: dict[str, Any]) -> str:
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["stage_seconds"].items() if k != "total")
+    return (
+        f"{r['documents']} documents, {r['words']:,} words, {r['threads']} thread(s), device {r['device']}\n"
+        f"spaCy nlp.pipe ({r['spacy_model']}): {r['spacy_words_per_second']:,.0f} words/s\n"
+        f"kgbuild run:                {r['kgbuild_words_per_second']:,.0f} words/s\n"
+        f"ratio kgbuild / spaCy:      {r['ratio']:.2f}\n"
+        f"last run by stage: {stages}"
+    )

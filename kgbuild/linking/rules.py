@@ -1,0 +1,193 @@
+"""Rule-based backend of the `linking` stage: mentions that name the same thing, within and across
+documents, become one entity.
+
+Within a document, a short name joins the full name it abbreviates ("Curie" -> "Marie Curie",
+"IBM" -> "International Business Machines") when exactly one candidate of the same type fits
+(else the nearest preceding one). Across documents, entities with the same type and normalised
+name are one entity; a one-word person name that is the surname or first name of exactly one
+full name in the corpus joins it. Types must agree: "Paris" the city and "Paris" the person
+stay apart. Every merge records why, for the run report and the graph."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from typing import Any
+
+from kgbuild.model import Document, Entity, Mention
+from kgbuild.registry import register
+from kgbuild.types import TYPES
+
+_PUNCT = re.compile(r"[^\w\s&+-]")
+_SPACE = re.compile(r"\s+")
+_HONORIFICS = {"mr", "mrs", "ms", "dr", "prof", "sir", "lady", "lord", "st", "saint", "president", "king", "queen"}
+_ORG_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "company", "plc", "gmbh", "ag", "sa"}
+_STOP = {"of", "the", "and", "for", "de", "la", "le", "du", "von", "van", "&"}
+
+
+def normalise(name: str) -> str:
+    """Case-, accent- and punctuation-insensitive form of a name, used as the matching key."""
+    text = unicodedata.normalize("NFKD", name)
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = text.replace("’", "'").replace("'s ", " ")
+    text = _PUNCT.sub(" ", text)
+    words = _SPACE.sub(" ", text).strip().split(" ")
+    while words and words[0] in {"the", "a", "an"}:
+        words = words[1:]
+    while len(words) > 1 and words[0] in _HONORIFICS:
+        words = words[1:]
+    return " ".join(words)
+
+
+def slug(name: str) -> str:
+    return normalise(name).replace(" ", "-").replace("&", "and") or "unnamed"
+
+
+def acronym(name: str) -> str:
+    """Initials of the content words: "International Business Machines" -> "ibm"."""
+    words = [w for w in normalise(name).split() if w not in _STOP and w not in _ORG_SUFFIXES]
+    return "".join(w[0] for w in words) if len(words) >= 2 else ""
+
+
+def _is_short_form(short: str, full: str, type_: str) -> bool:
+    """Whether normalised `short` abbreviates normalised `full` of the same type."""
+    if short == full or len(short) >= len(full):
+        return False
+    s_words, f_words = short.split(), full.split()
+    if type_ == "PER":
+        # surname, first name, or first + last of a longer name
+        return (s_words == f_words[-len(s_words):] or s_words == f_words[: len(s_words)]
+                or (len(s_words) == 2 and s_words[0] == f_words[0] and s_words[-1] == f_words[-1]))
+    if type_ in ("ORG", "LOC", "MISC"):
+        if len(s_words) == 1 and short.replace(" ", "") == acronym(full):
+            return True
+        core = [w for w in f_words if w not in _ORG_SUFFIXES]
+        return s_words == core or (len(s_words) >= 2 and s_words == f_words[: len(s_words)])
+    return False
+
+
+@register("linking", "rules")
+class RuleLinker:
+    """Stateful over a run: call on each batch, then `finalize()` once for the entity table."""
+
+    def __init__(self, cross_document: bool = True, merge_first_names: bool = False) -> None:
+        self.cross_document = cross_document  # merge same-name entities across documents
+        # a lone first name ("Marie") joins a full name: off by default, first names are shared widely
+        self.merge_first_names = merge_first_names
+        self._entities: dict[str, Entity] = {}
+
+    def info(self) -> dict[str, Any]:
+        return {"cross_document": self.cross_document}
+
+    def __call__(self, docs: list[Document]) -> list[Document]:
+        for doc in docs:
+            self._link_document(doc)
+        return docs
+
+    # -- within a document -------------------------------------------------------------
+    def _link_document(self, doc: Document) -> None:
+        names = [m for m in doc.mentions if m.kind == "name"]
+        # spaCy sometimes labels one string with two types in one text; the majority type wins
+        votes: dict[str, Counter] = defaultdict(Counter)
+        for m in names:
+            votes[normalise(m.text)][m.type] += 1
+        for m in names:
+            key = normalise(m.text)
+            if not key:
+                continue
+            top, count = votes[key].most_common(1)[0]
+            if m.type != top and count > votes[key][m.type]:
+                m.type = top
+
+        clusters: dict[tuple[str, str], list[Mention]] = defaultdict(list)
+        for m in names:
+            key = normalise(m.text)
+            if key:
+                clusters[(m.type, key)].append(m)
+        first_pos = {k: min(m.start for m in ms) for k, ms in clusters.items()}
+        parent: dict[tuple[str, str], tuple[str, str]] = {}
+        reasons: dict[tuple[str, str], str] = {}
+        for (type_, short), mentions in clusters.items():
+            if type_ == "PER" and len(short.split()) == 1 and not self.merge_first_names:
+                fulls = [k for k in clusters if k[0] == type_ and k != (type_, short)
+                         and k[1].split()[-1] == short]
+            else:
+                fulls = [k for k in clusters if k[0] == type_ and _is_short_form(short, k[1], type_)]
+            if not fulls:
+                continue
+            # the most recent full name before the short one, else the first after it
+            before = [k for k in fulls if first_pos[k] < first_pos[(type_, short)]]
+            chosen = max(before, key=first_pos.get) if before else min(fulls, key=first_pos.get)
+            parent[(type_, short)] = chosen
+            kind = "acronym" if short.replace(" ", "") == acronym(chosen[1]) else "short name"
+            reasons[(type_, short)] = f"{kind} {mentions[0].text!r} of {clusters[chosen][0].text!r} in {doc.id}"
+
+        def root(k: tuple[str, str]) -> tuple[str, str]:
+            seen = set()
+            while k in parent and k not in seen:
+                seen.add(k)
+                k = parent[k]
+            return k
+
+        for k, mentions in clusters.items():
+            r = root(k)
+            canonical = self._canonical(clusters[r])
+            entity = self._entity(r[0], canonical, doc.id)
+            entity.labels.update(m.label for m in mentions)
+            entity.n_mentions += len(mentions)
+            for m in mentions:
+                m.entity = entity.key
+                if m.text != entity.name:
+                    entity.aliases.add(m.text)
+            if k in reasons:
+                entity.why.append(reasons[k])
+
+    @staticmethod
+    def _canonical(mentions: list[Mention]) -> str:
+        """Most frequent surface form of a cluster, longest first on ties."""
+        counts = Counter(m.text for m in mentions)
+        return max(counts, key=lambda t: (counts[t], len(t)))
+
+    def _entity(self, type_: str, name: str, doc_id: str) -> Entity:
+        base = f"{TYPES[type_]}/{slug(name)}"
+        key = base if self.cross_document else f"{base}@{slug(doc_id)}"
+        entity = self._entities.get(key)
+        if entity is None:
+            entity = self._entities[key] = Entity(key=key, name=name, type=type_)
+        elif name != entity.name:
+            entity.aliases.add(name)
+        if doc_id not in entity.documents:
+            if entity.documents:
+                entity.why.append(f"same {TYPES[type_]} name {normalise(name)!r} in {doc_id}")
+            entity.documents.add(doc_id)
+        return entity
+
+    # -- across documents ----------------------------------------------------------------
+    def finalize(self) -> tuple[list[Entity], dict[str, str]]:
+        """The entity table, and a remap {old key: new key} for entities merged across documents."""
+        remap: dict[str, str] = {}
+        if self.cross_document:
+            by_word: dict[str, list[Entity]] = defaultdict(list)
+            for e in self._entities.values():
+                words = normalise(e.name).split()
+                if e.type == "PER" and len(words) >= 2:
+                    by_word[words[-1]].append(e)
+            for e in list(self._entities.values()):
+                words = normalise(e.name).split()
+                if e.type != "PER" or len(words) != 1:
+                    continue
+                fulls = by_word.get(words[0], [])
+                if len(fulls) == 1:
+                    target = fulls[0]
+                    remap[e.key] = target.key
+                    target.aliases.add(e.name)
+                    target.aliases |= e.aliases
+                    target.labels |= e.labels
+                    target.n_mentions += e.n_mentions
+                    target.documents |= e.documents
+                    target.why.append(f"surname {e.name!r} matches only {target.name!r} in the corpus")
+                    del self._entities[e.key]
+        for e in self._entities.values():
+            e.aliases.discard(e.name)
+        return sorted(self._entities.values(), key=lambda e: e.key), remap

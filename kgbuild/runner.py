@@ -1,0 +1,271 @@
+"""The pipeline: corpus -> documents -> mentions -> relation mentions -> linked entities -> graph.
+
+`run(corpus, out, config)` is the whole job behind `kgbuild run`; `Pipeline` is the part that
+turns a batch of documents into annotated documents, for benchmarks and notebooks."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from kgbuild import registry
+from kgbuild.config import Config, load_config
+from kgbuild.errors import CorpusError, StageError
+from kgbuild.model import Document, Entity, Fact, Skipped
+
+STAGE_ORDER = ("ner", "relations", "linking")
+REPORT = "run.json"
+_PACKAGES = ("kgbuild", "torch", "spacy", "transformers", "sentence-transformers", "pyoxigraph",
+             "rdflib", "networkx")
+
+
+class Pipeline:
+    """The model stages, built from a config by name, applied to batches of documents."""
+
+    def __init__(self, config: Config | None = None, device: str | None = None) -> None:
+        self.config = config or Config()
+        self.device = device or self.config.device
+        self.stages: dict[str, Any] = {}
+        for name in STAGE_ORDER:
+            stage_cfg = getattr(self.config, name)
+            self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
+        self.seconds: Counter = Counter()  # time spent in each stage
+
+    def process(self, docs: list[Document]) -> list[Document]:
+        """Run every stage on one batch, checking each stage kept the contract."""
+        ids = [d.id for d in docs]
+        for name, stage in self.stages.items():
+            t0 = time.perf_counter()
+            out = stage(docs)
+            self.seconds[name] += time.perf_counter() - t0
+            if not isinstance(out, list) or [getattr(d, "id", None) for d in out] != ids:
+                raise StageError(
+                    f"stage {name!r} ({type(stage).__name__}) did not return the batch it was given",
+                    hint="a stage must return the same list of Documents, same order",
+                )
+            docs = out
+        return docs
+
+    def reset(self) -> None:
+        """Start a new run: the linking stage forgets the entities of the last one."""
+        cfg = self.config.linking
+        self.stages["linking"] = registry.build("linking", cfg.backend, cfg.options, device=self.device)
+        self.seconds.clear()
+
+    def finalize(self) -> tuple[list[Entity], dict[str, str]]:
+        return self.stages["linking"].finalize()
+
+    def relation_labels(self) -> dict[str, str]:
+        stage = self.stages["relations"]
+        return stage.labels() if hasattr(stage, "labels") else {}
+
+    def info(self) -> dict[str, Any]:
+        return {name: {"backend": getattr(s, "backend_name", type(s).__name__),
+                       **(s.info() if hasattr(s, "info") else {})}
+                for name, s in self.stages.items()}
+
+
+@dataclass
+class RunResult:
+    """What a run did; saved as OUT/run.json."""
+
+    out: str  # the output folder
+    documents: int = 0  # documents processed
+    words: int = 0  # whitespace-separated words processed
+    sentences: int = 0  # sentences found
+    mentions: dict[str, int] = field(default_factory=dict)  # mentions by kgbuild type
+    relation_mentions: int = 0  # relation mentions over the confidence threshold
+    entities: int = 0  # entities after linking
+    facts: int = 0  # distinct (subject, relation, object) triples
+    statements: int = 0  # facts with their provenance (one per evidence sentence)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, and "total"
+    skipped: list[dict[str, str]] = field(default_factory=list)  # files or records not read, with reasons
+    config: dict[str, Any] = field(default_factory=dict)  # the config the run used
+    config_hash: str = ""  # hash of that config
+    versions: dict[str, str] = field(default_factory=dict)  # python and package versions
+    models: dict[str, Any] = field(default_factory=dict)  # backend and model of each stage
+    started: str = ""  # UTC start time, ISO 8601
+    finished: str = ""  # UTC end time
+
+    @property
+    def words_per_second(self) -> float:
+        total = self.seconds.get("total", 0.0)
+        return self.words / total if total else 0.0
+
+    def save(self, out: str | Path | None = None) -> Path:
+        path = Path(out or self.out) / REPORT
+        _write_atomic(path, json.dumps(asdict(self), indent=2, ensure_ascii=False, default=str))
+        return path
+
+    @classmethod
+    def load(cls, out: str | Path) -> "RunResult":
+        path = Path(out) / REPORT
+        if not path.is_file():
+            from kgbuild.errors import GraphError
+            raise GraphError(f"no run report in {out}", hint="run `kgbuild run CORPUS -o OUT` first")
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def networkx(self):
+        """The graph as a networkx MultiDiGraph."""
+        from kgbuild.graph.views import to_networkx
+        return to_networkx(self.out)
+
+    def rdflib(self):
+        """The graph as an rdflib Graph."""
+        from kgbuild.graph.views import to_rdflib
+        return to_rdflib(self.out)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in _PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _progress(quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class WordsPerSecond(ProgressColumn):
+        def render(self, task) -> Text:
+            words = task.fields.get("words", 0)
+            elapsed = task.elapsed or 0.0
+            return Text(f"{words / elapsed:,.0f} words/s" if elapsed > 0 else "- words/s", style="cyan")
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("docs"), WordsPerSecond(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), disable=quiet, transient=False)
+
+
+def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None = None,
+        device: str | None = None, quiet: bool = True, pipeline: Pipeline | None = None) -> RunResult:
+    """Build the knowledge graph of every document under `corpus` into the folder `out`.
+
+    `config` is a Config, a path to a pipeline TOML, or None for the defaults. Files that
+    cannot be read are skipped and listed, with reasons, in the result and OUT/run.json.
+    A `pipeline` already built (models loaded) can be passed in to run several corpora."""
+    from kgbuild.graph.store import facts_from_documents, write_graph_data
+    from kgbuild.ingest import check_corpus, count_documents, iter_corpus
+
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if device:
+        config.device = device
+    root = check_corpus(corpus)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"output path {out} is a file", hint="pass a folder with -o")
+    out.mkdir(parents=True, exist_ok=True)
+
+    t_start = time.perf_counter()
+    result = RunResult(out=str(out), config=config.to_dict(), config_hash=config.hash(),
+                       versions=_versions(), started=datetime.now(timezone.utc).isoformat())
+    if pipeline is None:
+        pipeline = Pipeline(config)
+    else:
+        pipeline.reset()
+        config = pipeline.config
+    result.models = pipeline.info()
+    mentions: Counter = Counter()
+    facts: list[Fact] = []
+    skipped: list[Skipped] = []
+    seconds: Counter = Counter()
+
+    def documents() -> Iterator[Document]:
+        t = time.perf_counter()
+        for item in iter_corpus(root, config.ingest):
+            seconds["ingest"] += time.perf_counter() - t
+            if isinstance(item, Skipped):
+                skipped.append(item)
+            else:
+                yield item
+            t = time.perf_counter()
+        seconds["ingest"] += time.perf_counter() - t
+
+    with _progress(quiet) as progress:
+        task = progress.add_task("kgbuild run", total=count_documents(root, config.ingest), words=0)
+        for batch in batched(documents(), config.batch_size):
+            batch = pipeline.process(batch)
+            for doc in batch:
+                result.documents += 1
+                result.words += doc.n_words
+                result.sentences += len(doc.sentences)
+                mentions.update(m.type for m in doc.mentions)
+                result.relation_mentions += len(doc.relations)
+                doc.parse = None  # the parse is large and no later stage needs it
+            facts.extend(facts_from_documents(batch))
+            progress.update(task, advance=len(batch), words=result.words)
+
+    result.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+    if result.documents == 0:
+        result.save()
+        why = f"; {len(skipped)} file(s) skipped, reasons in {out / REPORT}" if skipped else ""
+        raise CorpusError(f"no readable document under {root}{why}",
+                          hint="add .txt, .md, .jsonl or .html files to the corpus")
+
+    seconds.update(pipeline.seconds)
+    t = time.perf_counter()
+    entities, remap = pipeline.finalize()
+    facts = _remap(facts, remap)
+    seconds["linking"] += time.perf_counter() - t
+    t = time.perf_counter()
+    store_dir = out / "store"
+    if store_dir.exists():
+        shutil.rmtree(store_dir)  # a run rebuilds the graph; incremental runs come later
+    write_graph_data(out, entities, facts, config.base_iri, pipeline.relation_labels())
+    seconds["graph"] += time.perf_counter() - t
+
+    result.mentions = dict(sorted(mentions.items()))
+    result.entities = len(entities)
+    result.facts = len({(f.subject, f.relation, f.object) for f in facts})
+    result.statements = len(facts)
+    seconds["total"] = time.perf_counter() - t_start
+    result.seconds = {k: round(v, 3) for k, v in seconds.items()}
+    result.finished = datetime.now(timezone.utc).isoformat()
+    result.save()
+    return result
+
+
+def _remap(facts: list[Fact], remap: dict[str, str]) -> list[Fact]:
+    """Point facts at merged entities; drop facts that became self-loops."""
+    if not remap:
+        return facts
+    out = []
+    for f in facts:
+        f.subject = remap.get(f.subject, f.subject)
+        f.object = remap.get(f.object, f.object)
+        if f.subject != f.object:
+            out.append(f)
+    return out
