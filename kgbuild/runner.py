@@ -36,6 +36,8 @@ class Pipeline:
         self.config = config or Config()
         self.device = device or self.config.device
         self.stages: dict[str, Any] = {}
+        for name in STAGE_ORDER:  # all names checked before any model loads
+            registry.get(name, getattr(self.config, name).backend)
         for name in STAGE_ORDER:
             stage_cfg = getattr(self.config, name)
             self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
@@ -187,6 +189,9 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise CorpusError(f"output path {out} is a file", hint="pass a folder with -o")
+    total = count_documents(root, config.ingest)
+    if total == 0:
+        raise CorpusError(f"{root} holds no documents", hint="add .txt, .md, .jsonl or .html files to it")
     out.mkdir(parents=True, exist_ok=True)
 
     t_start = time.perf_counter()
@@ -215,7 +220,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
         seconds["ingest"] += time.perf_counter() - t
 
     with _progress(quiet) as progress:
-        task = progress.add_task("kgbuild run", total=count_documents(root, config.ingest), words=0)
+        task = progress.add_task("kgbuild run", total=total, words=0)
         for batch in batched(documents(), config.batch_size):
             batch = pipeline.process(batch)
             for doc in batch:
