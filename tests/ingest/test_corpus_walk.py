@@ -1,6 +1,7 @@
 """The corpus walk: stable ids, sorted order, symlinks, single files, errors on a bad CORPUS."""
 
 import json
+import os
 
 import pytest
 
@@ -8,6 +9,9 @@ from kgbuild.config import IngestConfig
 from kgbuild.errors import CorpusError
 from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 from kgbuild.model import Document, Skipped
+
+
+EXPECTED = ["a.txt", "news/b.md", "news/curie.txt", "z.jsonl#1", "z.jsonl#L2"]
 
 
 def ids(root):
@@ -24,11 +28,10 @@ def make_corpus(root):
 
 def test_ids_are_relative_paths_and_stable(tmp_path):
     make_corpus(tmp_path / "corpus")
-    expected = ["a.txt", "news/b.md", "news/curie.txt", "z.jsonl#1", "z.jsonl#L2"]
-    assert ids(tmp_path / "corpus") == expected
+    assert ids(tmp_path / "corpus") == EXPECTED
     # the same documents elsewhere on disk get the same ids
     make_corpus(tmp_path / "copy" / "deeper")
-    assert ids(str(tmp_path / "copy" / "deeper")) == expected
+    assert ids(str(tmp_path / "copy" / "deeper")) == EXPECTED
 
 
 def test_single_file_corpus_uses_its_file_name(tmp_path):
@@ -48,8 +51,6 @@ def test_missing_corpus_gives_corpus_error(tmp_path):
 
 
 def test_corpus_that_is_not_a_file_or_folder_gives_corpus_error(tmp_path):
-    import os
-
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(CorpusError, match="neither a file nor a folder"):
         check_corpus(tmp_path / "pipe")
@@ -63,14 +64,10 @@ def test_symlink_loop_is_not_followed(tmp_path):
     make_corpus(tmp_path)
     (tmp_path / "news" / "loop").symlink_to(tmp_path, target_is_directory=True)
     items = list(iter_corpus(tmp_path, IngestConfig()))
-    assert [i.id for i in items if isinstance(i, Document)] == ids_without_links(tmp_path)
+    assert [i.id for i in items if isinstance(i, Document)] == EXPECTED
     [skip] = [i for i in items if isinstance(i, Skipped)]
     assert skip.path == str(tmp_path / "news" / "loop")
     assert skip.reason == "symlink to a folder already read (./), not read twice"
-
-
-def ids_without_links(root):
-    return ["a.txt", "news/b.md", "news/curie.txt", "z.jsonl#1", "z.jsonl#L2"]
 
 
 def test_symlinked_folder_outside_corpus_is_read(tmp_path):

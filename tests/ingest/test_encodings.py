@@ -1,11 +1,11 @@
 """Encodings are detected, not assumed, and text comes out with one newline style and NFC."""
 
+import pytest
+
 from kgbuild.config import IngestConfig
 from kgbuild.ingest import iter_corpus
 from kgbuild.ingest.decoding import Unreadable, decode
 from kgbuild.model import Document
-
-import pytest
 
 
 def only_doc(root):
