@@ -3,7 +3,9 @@ mentions mapped onto kgbuild's type system."""
 
 from __future__ import annotations
 
+import bisect
 import importlib.util
+import re
 from typing import Any
 
 from kgbuild.errors import ModelLoadError
@@ -92,12 +94,16 @@ class SpacyNER:
     Doc) pairs, one per chunk of the text (one pair unless the text is very long)."""
 
     def __init__(self, model: str = "auto", batch_size: int = 64, labels: list[str] | None = None,
-                 keep_parse: bool = True) -> None:
+                 keep_parse: bool = True, propagate: bool = True) -> None:
         self.nlp = load_spacy(model)
         self.model_name = self.nlp.meta.get("kgbuild_loaded_from", model)
         self.batch_size = batch_size
         self.labels = set(labels) if labels else None  # None: every label the model has
         self.keep_parse = keep_parse
+        # label every other occurrence of a name the model found once in the document (and
+        # the surname of a full person name): the small model often misses repeats, e.g. a
+        # sentence-initial "Turing" after "Alan Turing"
+        self.propagate = propagate
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model_name, "version": self.nlp.meta.get("version"),
@@ -108,6 +114,9 @@ class SpacyNER:
         parsed = self.nlp.pipe((p[2] for p in pieces), batch_size=self.batch_size)
         for (i, offset, _), sdoc in zip(pieces, parsed):
             self._annotate(docs[i], sdoc, offset)
+        if self.propagate:
+            for doc in docs:
+                _propagate_names(doc)
         return docs
 
     def _annotate(self, doc: Document, sdoc: Any, offset: int) -> None:
@@ -135,3 +144,36 @@ class SpacyNER:
             if offset == 0:
                 doc.parse = []
             doc.parse.append((offset, sdoc))
+
+
+_NAME_TYPES = ("PER", "ORG", "LOC", "MISC")
+
+
+def _propagate_names(doc: Document) -> None:
+    """Add mentions for unlabelled repeats of names already recognised in the document."""
+    names: dict[str, Mention] = {}
+    for m in doc.mentions:
+        if m.type not in _NAME_TYPES or len(m.text) < 3 or not m.text[0].isupper():
+            continue
+        names.setdefault(m.text, m)
+        words = m.text.split()
+        if m.type == "PER" and len(words) >= 2 and len(words[-1]) >= 3 and words[-1][0].isupper():
+            names.setdefault(words[-1], m)
+    if not names:
+        return
+    taken = sorted((m.start, m.end) for m in doc.mentions)
+    starts = [s for s, _ in taken]
+    sentence_starts = [s.start for s in doc.sentences]
+    pattern = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w-])")
+    added = []
+    for match in pattern.finditer(doc.text):
+        start, end = match.span()
+        i = bisect.bisect_right(starts, start)
+        if (i > 0 and taken[i - 1][1] > start) or (i < len(taken) and taken[i][0] < end):
+            continue  # overlaps a mention the model found
+        source = names[match.group(1)]
+        sentence = max(bisect.bisect_right(sentence_starts, start) - 1, 0)
+        added.append(Mention(start=start, end=end, text=match.group(1), type=source.type,
+                             label=source.label, sentence=sentence, score=0.5))
+    if added:
+        doc.mentions = sorted(doc.mentions + added, key=lambda m: m.start)
