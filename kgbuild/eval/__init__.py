@@ -1,0 +1,1 @@
+"""Benchmarks: run the pipeline on an annotated dataset and score what it finds."""

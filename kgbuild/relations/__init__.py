@@ -1,0 +1,1 @@
+"""Relation extraction: documents with mentions in, documents with relation mentions out."""

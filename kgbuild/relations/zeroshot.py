@@ -1,0 +1,126 @@
+"""Default backend of the `relations` stage: candidate entity pairs of each document, scored
+against the relation schema by a sentence encoder (all-MiniLM-L6-v2) with type constraints.
+
+Scoring is split like a Hugging Face pipeline: `preprocess` (candidate pairs and their features,
+kgbuild.relations.features), `forward` (encoder + head, kgbuild.relations.head) and
+`postprocess` (threshold, one RelationMention per entity pair and relation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from kgbuild.device import resolve_device
+from kgbuild.errors import ConfigError
+from kgbuild.model import Document, RelationMention
+from kgbuild.registry import register
+from kgbuild.relations.encoder import load_encoder, resolve_model_path
+from kgbuild.relations.features import DocPairs, doc_pairs, embed_blocks
+from kgbuild.relations.head import (LinearHead, default_head_path, linear_scores, template_phrases,
+                                    template_sims, zero_shot_scores)
+from kgbuild.relations.schema import load_schema
+
+ENCODERS = ("auto", "static", "contextual")
+
+
+@register("relations", "zeroshot")
+class ZeroShotRelations:
+    """Relation extraction by sentence-encoder similarity plus a small fitted head.
+
+    threshold: keep a relation when its confidence is at least this (0.5 is the fitted operating point)
+    device: auto, cpu or cuda; fp16 on cuda
+    batch_size: documents per encoder call
+    model: sentence-transformer folder or hub name; auto = packaged all-MiniLM-L6-v2
+    encoder: static (distilled token vectors, fast on CPU), contextual (the transformer) or auto
+             (contextual on a GPU when a head was fitted for it, else static)
+    head: fitted head JSON; auto = the one shipped for the encoder (default model only); none = zero-shot
+    schema: relation schema JSON; empty = the built-in DocRED schema
+    max_sentence_distance: candidate pairs must have mentions at most this many sentences apart
+    """
+
+    def __init__(self, threshold: float = 0.5, device: str = "auto", batch_size: int = 64, model: str = "auto",
+                 encoder: str = "auto", head: str = "auto", schema: str = "", max_sentence_distance: int = 1000) -> None:
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ConfigError(f"relations.threshold must be between 0 and 1, got {threshold!r}")
+        if encoder not in ENCODERS:
+            raise ConfigError(f"unknown relations.encoder {encoder!r}", hint=f"use one of {', '.join(ENCODERS)}")
+        self.threshold = float(threshold)
+        self.batch_size = int(batch_size)
+        self.max_sentence_distance = int(max_sentence_distance)
+        self.device = resolve_device(device)
+        self.schema = load_schema(schema or None)
+        self.model_path = resolve_model_path(model)
+        default_model = model in ("auto", "", None)
+        if encoder == "auto":
+            gpu_head = default_head_path("contextual").is_file() or not default_model or head not in ("auto", "")
+            encoder = "contextual" if self.device.type == "cuda" and gpu_head else "static"
+        self.encoder_kind = encoder
+        self.encoder = load_encoder(encoder, model, self.device, batch_size=256)
+
+        self.head: LinearHead | None = None
+        self.head_path = "none"
+        if head in ("auto", ""):
+            path = default_head_path(encoder)
+            if default_model and path.is_file():
+                self.head, self.head_path = LinearHead.load(path), str(path)
+        elif head != "none":
+            self.head, self.head_path = LinearHead.load(head), head
+
+        ids = self.schema.ids
+        self.templates = self.encoder.encode(template_phrases(self.schema))
+        self._head_cols = np.array([ids.index(r) for r in self.head.relations if r in ids], dtype=np.int64) if self.head else None
+        self._head_src = np.array([i for i, r in enumerate(self.head.relations) if r in ids], dtype=np.int64) if self.head else None
+        self._allowed = self.schema.allowed_pairs()
+        self._type_mask: dict[tuple[str, str], np.ndarray] = {
+            pair: np.array([r.allows(*pair) for r in self.schema]) for pair in self._allowed}
+
+    def info(self) -> dict[str, Any]:
+        return {"model": self.model_path, "encoder": self.encoder_kind, "head": self.head_path,
+                "schema": self.schema.path, "n_relations": len(self.schema), "device": str(self.device),
+                "threshold": self.threshold}
+
+    def labels(self) -> dict[str, str]:
+        return self.schema.labels()
+
+    # -- preprocess / forward / postprocess ---------------------------------------------------
+    def preprocess(self, doc: Document) -> DocPairs:
+        return doc_pairs(doc, self._allowed, self.max_sentence_distance)
+
+    def forward(self, batch: list[DocPairs]) -> np.ndarray:
+        """Confidences [n_pairs over the batch, n_relations]; 0 where types forbid the relation."""
+        n = sum(len(dp.pairs) for dp in batch)
+        if n == 0:
+            return np.zeros((0, len(self.schema)), dtype=np.float32)
+        emb, index = embed_blocks(self.encoder, batch)
+        dense = np.concatenate([dp.dense for dp in batch])
+        sims = template_sims(emb, index, self.templates)
+        logits = zero_shot_scores(sims, dense[:, 0])
+        if self.head is not None:
+            head_sims = sims[:, :, self._head_cols]
+            full = linear_scores(self.head, dense, emb, index, np.zeros((2, n, len(self.head.relations)), np.float32))
+            full[:, self._head_src] += head_sims[0] * self.head.sim_scale[0, self._head_src] + head_sims[1] * self.head.sim_scale[1, self._head_src]
+            logits[:, self._head_cols] = full[:, self._head_src]
+        probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
+        mask = np.stack([self._type_mask[(dp.entities[h].type, dp.entities[t].type)]
+                         for dp in batch for h, t in dp.pairs])
+        return (probs * mask).astype(np.float32)
+
+    def postprocess(self, doc: Document, dp: DocPairs, probs: np.ndarray) -> None:
+        ids = self.schema.ids
+        rows, cols = np.nonzero(probs >= max(self.threshold, 1e-6))
+        for p, r in zip(rows.tolist(), cols.tolist()):
+            mh, mt, sentence = dp.evidence[p]
+            doc.relations.append(RelationMention(head=mh, tail=mt, relation=ids[r], confidence=round(float(probs[p, r]), 4),
+                                                 extractor=self.backend_name, sentence=sentence))
+
+    def __call__(self, docs: list[Document]) -> list[Document]:
+        for s in range(0, len(docs), self.batch_size):
+            chunk = docs[s : s + self.batch_size]
+            batch = [self.preprocess(d) for d in chunk]
+            probs = self.forward(batch)
+            start = 0
+            for doc, dp in zip(chunk, batch):
+                self.postprocess(doc, dp, probs[start : start + len(dp.pairs)])
+                start += len(dp.pairs)
+        return docs
