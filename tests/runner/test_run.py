@@ -24,7 +24,7 @@ def test_sample_run_extracts_a_wikidata_relation(sample_run):
     rows = kgbuild.query(sample_run.out, f"""
         PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>
         SELECT ?p WHERE {{ ?s rdfs:label "Marie Curie" . ?o rdfs:label "Warsaw" . ?s ?p ?o }}""").rows
-    assert any(str(r[0]).strip("<>") == WDT + "P19" for r in rows), rows
+    assert WDT + "P19" in [r[0] for r in rows], rows
 
 
 def test_short_name_and_full_name_are_one_entity(sample_run):
@@ -45,18 +45,24 @@ def test_acronym_and_expansion_are_one_entity(sample_run):
     assert len(rows) == 1
 
 
-def test_provenance_of_a_fact_is_returned_by_sparql(sample_run):
+def test_provenance_of_a_fact_is_returned_by_sparql(sample_run, sample_corpus):
     rows = kgbuild.query(sample_run.out, """
-        PREFIX kg: <http://kgbuild.org/kg/ontology/>
+        PREFIX rdf:  <http://www.w3.org/1999/02/22-rdf-syntax-ns#>
         PREFIX prov: <http://www.w3.org/ns/prov#>
-        PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>
-        SELECT ?doc ?sentence ?start ?end ?confidence ?extractor WHERE {
-          ?st rdf:subject ?s ; prov:wasDerivedFrom ?doc ; kg:sentence ?sentence ;
-              kg:start ?start ; kg:end ?end ; kg:confidence ?confidence ; kg:extractor ?extractor }""").rows
-    assert rows, "no provenance"
-    doc, sentence, start, end, conf, extractor = rows[0]
-    assert 0.0 <= float(str(conf).split('"')[1] if '"' in str(conf) else conf) <= 1.0
-    assert str(extractor).strip('"') == "zeroshot"
+        PREFIX wdt:  <http://www.wikidata.org/prop/direct/>
+        PREFIX kg:   <http://kgbuild.org/kg/ontology/>
+        SELECT ?document ?sentence ?start ?end ?confidence ?extractor WHERE {
+          ?statement rdf:subject <http://kgbuild.org/kg/entity/person/marie-curie> ;
+              rdf:predicate wdt:P19 ; rdf:object <http://kgbuild.org/kg/entity/location/warsaw> ;
+              prov:wasDerivedFrom ?doc ; kg:sentence ?sentence ; kg:start ?start ; kg:end ?end ;
+              kg:confidence ?confidence ; kg:extractor ?extractor .
+          ?doc kg:path ?document . }""").rows
+    assert rows, "no provenance for Marie Curie - place of birth - Warsaw"
+    document, sentence, start, end, confidence, extractor = rows[0]
+    assert document == "science/marie_curie.txt" and extractor == "zeroshot"
+    assert 0.0 < confidence <= 1.0
+    assert (sample_corpus / document).read_text()[start:end] == sentence
+    assert "Warsaw" in sentence
 
 
 def test_run_report_has_counts_times_versions(sample_run):
