@@ -46,7 +46,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
     texts = load_texts(data, limit)
     words = sum(len(t.split()) for t in texts)
     ner_opts = config.ner.options
-    nlp = load_spacy(ner_opts.get("model", "auto"), exclude=())  # spaCy's full pipeline, as shipped
+    nlp = load_spacy(ner_opts.get("model", "auto"), exclude=())  # spaCy as shipped
     batch = ner_opts.get("batch_size", 64)
     pipeline = Pipeline(config)
 

@@ -70,7 +70,10 @@ def declared_charset(data: bytes) -> str | None:
 
 
 def visible_text(soup: BeautifulSoup) -> str:
-    """The text a browser would show, one line per block element."""
+    """The text a browser would show, one paragraph per block element.
+
+    Blocks are separated by a blank line so that a heading never runs into the sentence after
+    it: the sentence splitter treats a blank line as a boundary."""
     parts: list[str] = []
     pre_depth = 0
     # An explicit stack, not recursion: malformed pages (thousands of unclosed <div>s) nest
@@ -99,7 +102,7 @@ def visible_text(soup: BeautifulSoup) -> str:
                 stack.append(_PRE_END)
             stack.extend(reversed(node.contents))
     lines = ("".join(parts)).split("\n")
-    return "\n".join(line.strip() for line in lines if line.strip())
+    return "\n\n".join(line.strip() for line in lines if line.strip())
 
 
 def _html_document(raw: RawFile, html: str, fmt: str) -> Document:

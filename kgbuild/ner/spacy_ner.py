@@ -52,17 +52,28 @@ def load_spacy(model: str = "auto", exclude: tuple[str, ...] = ("lemmatizer",)):
     return nlp
 
 
+_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+
+
 def _chunks(text: str) -> list[tuple[int, str]]:
-    """(offset, piece) pairs covering text, cut at paragraph (else line) breaks."""
-    if len(text) <= CHUNK_CHARS:
-        return [(0, text)]
-    out, start = [], 0
-    while start < len(text):
-        end = min(start + CHUNK_CHARS, len(text))
-        if end < len(text):
-            cut = text.rfind("\n\n", start, end)
-            if cut <= start:
-                cut = text.rfind("\n", start, end)
+    """(offset, piece) pairs: one per paragraph, so that a blank line always ends a sentence
+    (a heading never runs into the text under it), and no piece longer than CHUNK_CHARS."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    for m in _PARAGRAPH.finditer(text):
+        out.extend(_split_long(text, start, m.start()))
+        start = m.end()
+    out.extend(_split_long(text, start, len(text)))
+    return [(off, piece) for off, piece in out if piece.strip()]
+
+
+def _split_long(text: str, start: int, stop: int) -> list[tuple[int, str]]:
+    """Cut text[start:stop] into pieces of at most CHUNK_CHARS, at line (else word) breaks."""
+    out = []
+    while start < stop:
+        end = min(start + CHUNK_CHARS, stop)
+        if end < stop:
+            cut = text.rfind("\n", start, end)
             if cut <= start:
                 cut = text.rfind(" ", start, end)
             end = cut + 1 if cut > start else end
@@ -72,8 +83,12 @@ def _chunks(text: str) -> list[tuple[int, str]]:
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop leading determiners and a trailing possessive from a span."""
+    """Drop surrounding whitespace, leading determiners and a trailing possessive from a span."""
     span = text[start:end]
+    stripped = span.lstrip()
+    start += len(span) - len(stripped)
+    span = stripped.rstrip()
+    end = start + len(span)
     for det in _LEADING:
         if span.startswith(det) and len(span) > len(det) + 1:
             start += len(det)
@@ -91,7 +106,7 @@ class SpacyNER:
     """Runs a spaCy pipeline over document batches.
 
     Keeps the parse for later stages as `Document.parse`: a list of (character offset, spaCy
-    Doc) pairs, one per chunk of the text (one pair unless the text is very long)."""
+    Doc) pairs, one per paragraph of the text (long paragraphs are cut further)."""
 
     def __init__(self, model: str = "auto", batch_size: int = 64, labels: list[str] | None = None,
                  keep_parse: bool = True, propagate: bool = True) -> None:
@@ -141,7 +156,7 @@ class SpacyNER:
                 sentence=sent_of_token.get(ent.start, first_sentence),
             ))
         if self.keep_parse:
-            if offset == 0:
+            if doc.parse is None:
                 doc.parse = []
             doc.parse.append((offset, sdoc))
 

