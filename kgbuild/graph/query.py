@@ -164,7 +164,10 @@ def _table(result: QueryResult, width: int) -> str:
         # Text, not str: rich would read "[...]" in a literal as markup.
         table.add_row(*(Text("" if v is None else str(v)) for v in row))
     buffer = io.StringIO()
-    Console(file=buffer, width=width, color_system=None, legacy_windows=False).print(table)
+    # force_jupyter=False: inside a notebook rich would otherwise display the table instead of
+    # writing it to the buffer
+    Console(file=buffer, width=width, color_system=None, legacy_windows=False,
+            force_jupyter=False, force_terminal=False).print(table)
     noun = "row" if len(rows) == 1 else "rows"
     return buffer.getvalue() + f"{len(rows)} {noun}\n"
 

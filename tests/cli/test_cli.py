@@ -25,7 +25,7 @@ def assert_one_line_error(proc, *words):
 
 
 def test_bad_corpus_path_is_one_line_error(tmp_path):
-    assert_one_line_error(kgbuild("run", tmp_path / "missing", "-o", tmp_path / "out"), "not found")
+    assert_one_line_error(kgbuild("run", tmp_path / "missing", "-o", tmp_path / "out"), "does not exist")
 
 
 def test_empty_corpus_is_one_line_error(tmp_path):
