@@ -112,6 +112,10 @@ class StaticEncoder:
         key = hashlib.sha256(model_id.encode()).hexdigest()[:12]
         self.cache_path = cache_dir() / f"static-{key}.npz" if use_cache else None
         self._dirty = False
+        # per distinct whitespace word: row in word_sums (sum of its token vectors) and word_counts
+        self.word_index: dict[str, int] = {}
+        self.word_sums = np.zeros((0, self.dim), dtype=np.float32)
+        self.word_counts = np.zeros(0, dtype=np.float32)
         self._load_cache()
         if self.cache_path is not None:
             atexit.register(self.save)
@@ -157,23 +161,47 @@ class StaticEncoder:
         self.done[missing] = True
         self._dirty = True
 
-    def token_ids(self, texts: list[str]) -> list[list[int]]:
-        return self.tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    def _word_rows(self, words: list[str]) -> None:
+        """Add the sum of token vectors and the token count of each new whitespace word."""
+        ids = self.tokenizer(words, add_special_tokens=False, truncation=False)["input_ids"]
+        flat = np.fromiter((t for x in ids for t in x), dtype=np.int64)
+        if len(flat):
+            self._fill(flat)
+        start = len(self.word_index)
+        need = start + len(words)
+        if need > len(self.word_sums):
+            grow = max(need, 2 * len(self.word_sums), 4096)
+            self.word_sums = np.resize(self.word_sums, (grow, self.dim))
+            self.word_counts = np.resize(self.word_counts, grow)
+        for k, (w, x) in enumerate(zip(words, ids)):
+            self.word_index[w] = start + k
+            self.word_sums[start + k] = self.table[x].sum(0) if x else 0.0
+            self.word_counts[start + k] = len(x)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """Mean token vector of each text, L2-normalised (zeros for a text without tokens).
+
+        BERT tokenisation splits on whitespace first, so a text's token vectors are the union of
+        its words' ones: sums are kept per distinct word, and a text is a sparse sum of words."""
+        from scipy.sparse import csr_matrix
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids = self.token_ids(texts)
-        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter((t for x in ids for t in x), dtype=np.int64, count=int(lengths.sum()))
-        if not len(flat):
-            return out
-        self._fill(flat)
-        nonempty = lengths > 0
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-        sums = np.add.reduceat(self.table[flat], starts, axis=0)
-        out[nonempty] = sums / lengths[nonempty, None]
+        split = [t.split() for t in texts]
+        new = list(dict.fromkeys(w for ws in split for w in ws if w not in self.word_index))
+        if new:
+            self._word_rows(new)
+        index = self.word_index
+        cols = np.fromiter((index[w] for ws in split for w in ws), dtype=np.int64)
+        lengths = np.fromiter((len(ws) for ws in split), dtype=np.int64, count=len(split))
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        n_words = len(index)
+        counts = csr_matrix((np.ones(len(cols), dtype=np.float32), cols, indptr), shape=(len(texts), n_words))
+        sums = counts @ self.word_sums[:n_words]
+        pieces = counts @ self.word_counts[:n_words]
+        nonzero = pieces > 0
+        out[nonzero] = sums[nonzero] / pieces[nonzero, None]
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

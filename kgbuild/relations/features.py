@@ -113,37 +113,61 @@ def group_mentions(doc: Document) -> list[EntityGroup]:
     return groups
 
 
-def _token_index(doc: Document) -> Any:
-    """A function: mention index -> (chunk, spaCy token of the mention's syntactic root) or None."""
-    chunks = doc.parse or []
+class _ParseIndex:
+    """Token arrays of a document's parse chunks, for cheap span roots and dependency paths
+    (spaCy Token objects are created on every access; integer arrays are not)."""
 
-    def root(mi: int):
-        m = doc.mentions[mi]
-        for c, (offset, sdoc) in enumerate(chunks):
-            if offset <= m.start and m.end - offset <= len(sdoc.text):
-                span = sdoc.char_span(m.start - offset, m.end - offset, alignment_mode="expand")
-                if span is not None and len(span):
-                    return c, span.root, span.start, span.end
+    def __init__(self, doc: Document) -> None:
+        from spacy.attrs import HEAD, IDX, IS_PUNCT, LENGTH
+
+        self.text = doc.text
+        self.chunks = []  # (start, end, token starts, token ends, absolute heads, is_punct)
+        for offset, sdoc in doc.parse or []:
+            arr = sdoc.to_array([IDX, LENGTH, HEAD, IS_PUNCT]).astype(np.int64)
+            starts = arr[:, 0] + offset
+            heads = np.arange(len(arr)) + arr[:, 2]
+            # python lists: scalar access in the loops below is several times faster than numpy's
+            self.chunks.append((offset, offset + len(sdoc.text), starts.tolist(), (starts + arr[:, 1]).tolist(),
+                                heads.tolist(), arr[:, 3].tolist()))
+
+    def span(self, start: int, end: int) -> tuple[int, int, int, int] | None:
+        """(chunk, root token, first token, end token) of the tokens overlapping [start, end)."""
+        for c, (lo_c, hi_c, starts, ends, heads, _) in enumerate(self.chunks):
+            if not (lo_c <= start and end <= hi_c):
+                continue
+            lo = bisect.bisect_right(ends, start)
+            hi = bisect.bisect_left(starts, end)
+            if hi <= lo:
+                return None
+            # spaCy's Span.root: the token closest to the sentence root, the first one on ties
+            best, best_depth = lo, 1 << 30
+            for i in range(lo, hi):
+                depth, j = 0, i
+                while heads[j] != j and depth < 200:
+                    j = heads[j]
+                    depth += 1
+                if depth < best_depth:
+                    best, best_depth = i, depth
+            return c, best, lo, hi
         return None
 
-    return root
-
-
-def _path(a: Any, b: Any, skip: tuple[range, range]) -> tuple[int, str] | None:
-    """Length and words of the dependency path between tokens a and b (None: different sentences)."""
-    up_a = [a] + list(a.ancestors)
-    index_a = {t.i: k for k, t in enumerate(up_a)}
-    up_b = [b]
-    for t in b.ancestors:
-        if up_b[-1].i in index_a:
-            break
-        up_b.append(t)
-    if up_b[-1].i not in index_a:
-        return None
-    k = index_a[up_b[-1].i]
-    tokens = up_a[: k + 1] + up_b[:-1][::-1]
-    words = [t.text for t in tokens if t.i not in skip[0] and t.i not in skip[1] and not t.is_punct]
-    return len(tokens) - 1, " ".join(words)
+    def path(self, c: int, a: int, b: int, skip: tuple[range, range]) -> tuple[int, str] | None:
+        """Length and words of the dependency path between tokens a and b of chunk c."""
+        _, _, starts, ends, heads, punct = self.chunks[c]
+        up_a = [a]
+        while heads[up_a[-1]] != up_a[-1] and len(up_a) < 200:
+            up_a.append(heads[up_a[-1]])
+        index_a = {t: k for k, t in enumerate(up_a)}
+        up_b = [b]
+        while up_b[-1] not in index_a and heads[up_b[-1]] != up_b[-1] and len(up_b) < 200:
+            up_b.append(heads[up_b[-1]])
+        if up_b[-1] not in index_a:
+            return None  # different sentences
+        k = index_a[up_b[-1]]
+        tokens = up_a[: k + 1] + up_b[:-1][::-1]
+        words = [self.text[starts[t] : ends[t]] for t in tokens
+                 if t not in skip[0] and t not in skip[1] and not punct[t]]
+        return len(tokens) - 1, " ".join(words)
 
 
 def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distance: int = 1_000_000) -> DocPairs:
@@ -152,7 +176,7 @@ def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distanc
     mentions = doc.mentions
     first_entity = 0 if entities else -1
     sents_of = [{mentions[i].sentence for i in g.mentions} for g in entities]
-    root = _token_index(doc)
+    parse = _ParseIndex(doc)
     roots: dict[int, Any] = {}
     starts_sorted = sorted(m.start for m in mentions)
 
@@ -198,10 +222,10 @@ def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distanc
                 row[_DENSE_INDEX["mentions_between_" + ("0", "1", "2", "3+")[min(n_between, 3)]]] = 1
                 for mi in (mh, mt):
                     if mi not in roots:
-                        roots[mi] = root(mi)
+                        roots[mi] = parse.span(mentions[mi].start, mentions[mi].end)
                 ra, rb = roots[mh], roots[mt]
                 if ra is not None and rb is not None and ra[0] == rb[0]:
-                    p = _path(ra[1], rb[1], (range(ra[2], ra[3]), range(rb[2], rb[3])))
+                    p = parse.path(ra[0], ra[1], rb[1], (range(ra[2], ra[3]), range(rb[2], rb[3])))
                     if p is not None:
                         row[_DENSE_INDEX["has_path"]] = 1
                         row[_DENSE_INDEX["path_len_" + ("1", "2", "3", "4-5", "6+")[_bucket(p[0], (1, 2, 3, 5))]]] = 1
