@@ -24,7 +24,10 @@ from kgbuild.types import TYPES
 TYPE_LIST = list(TYPES)
 LABEL_LIST = ["PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
               "LANGUAGE", "DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL", "CARDINAL"]
-TEXT_BLOCKS = ("between", "path", "head", "tail")  # the embedded texts of a pair, in this order
+# the embedded texts of a pair, in this order: words between the evidence mentions, words on the
+# dependency path between them, both names, and the words around each evidence mention
+TEXT_BLOCKS = ("between", "path", "head", "tail", "head_window", "tail_window")
+WINDOW_WORDS = 5
 _PUNCT = re.compile(r"^[\W_]+|[\W_]+$")
 _WS = re.compile(r"\s+")
 MAX_BETWEEN_WORDS = 40  # longer gaps are cut to their first and last words
@@ -52,6 +55,8 @@ def _dense_names() -> list[str]:
     names += [f"mentions_between_{b}" for b in ("0", "1", "2", "3+")]
     names += ["head_is_title", "tail_is_title", "log_head_mentions", "log_tail_mentions",
               "head_in_first_sentence", "tail_in_first_sentence"]
+    names += ["head_most_mentioned_of_type", "tail_most_mentioned_of_type", "log_entities_of_tail_type",
+              "log_entities_of_head_type"]
     names += ["has_path"] + [f"path_len_{b}" for b in ("1", "2", "3", "4-5", "6+")]
     names += [f"head_type_{t}" for t in TYPE_LIST] + [f"tail_type_{t}" for t in TYPE_LIST]
     names += [f"head_label_{t}" for t in LABEL_LIST] + [f"tail_label_{t}" for t in LABEL_LIST]
@@ -180,6 +185,23 @@ def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distanc
     roots: dict[int, Any] = {}
     starts_sorted = sorted(m.start for m in mentions)
 
+    n_of_type: dict[str, int] = {}
+    top_of_type: dict[str, int] = {}
+    for g in entities:
+        n_of_type[g.type] = n_of_type.get(g.type, 0) + 1
+        top_of_type[g.type] = max(top_of_type.get(g.type, 0), len(g.mentions))
+    windows: dict[int, str] = {}
+
+    def window(mi: int) -> str:
+        if mi not in windows:
+            m = mentions[mi]
+            sent = doc.sentences[m.sentence] if m.sentence < len(doc.sentences) else None
+            lo, hi = (sent.start, sent.end) if sent else (0, len(doc.text))
+            left = doc.text[lo : m.start].split()[-WINDOW_WORDS:]
+            right = doc.text[m.end : hi].split()[:WINDOW_WORDS]
+            windows[mi] = " ".join(left + right)
+        return windows[mi]
+
     pairs, evidence, rows = [], [], []
     texts: dict[str, list[str]] = {b: [] for b in TEXT_BLOCKS}
     for h, gh in enumerate(entities):
@@ -239,6 +261,10 @@ def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distanc
             row[_DENSE_INDEX["log_tail_mentions"]] = math.log1p(len(gt.mentions))
             row[_DENSE_INDEX["head_in_first_sentence"]] = 0 in sents_of[h]
             row[_DENSE_INDEX["tail_in_first_sentence"]] = 0 in sents_of[t]
+            row[_DENSE_INDEX["head_most_mentioned_of_type"]] = len(gh.mentions) == top_of_type[gh.type]
+            row[_DENSE_INDEX["tail_most_mentioned_of_type"]] = len(gt.mentions) == top_of_type[gt.type]
+            row[_DENSE_INDEX["log_entities_of_head_type"]] = math.log1p(n_of_type[gh.type])
+            row[_DENSE_INDEX["log_entities_of_tail_type"]] = math.log1p(n_of_type[gt.type])
             row[_DENSE_INDEX["head_type_" + gh.type]] = 1
             row[_DENSE_INDEX["tail_type_" + gt.type]] = 1
             if gh.label in LABEL_LIST:
@@ -253,6 +279,8 @@ def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distanc
             texts["path"].append(path_text)
             texts["head"].append(gh.name)
             texts["tail"].append(gt.name)
+            texts["head_window"].append(window(mh))
+            texts["tail_window"].append(window(mt))
     dense = np.stack(rows) if rows else np.zeros((0, len(DENSE_NAMES)), dtype=np.float32)
     return DocPairs(entities, pairs, evidence, dense, texts)
 

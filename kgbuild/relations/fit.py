@@ -70,8 +70,10 @@ def build_dataset(path: str, limit: int, offset: int, encoder: str, model: str =
 
 
 def train(data: dict, rows: np.ndarray, epochs: int = 12, weight_decay: float = 1e-4, lr: float = 3e-3,
-          seed: int = 0, pos_weight: float = 1.0):
-    """Fit the linear head on the pairs `rows`; returns (W [F, R], bias [R], sim_scale [2, R])."""
+          seed: int = 0, hidden: int = 0, pos_weight: float = 1.0) -> dict[str, np.ndarray]:
+    """Fit the head on the pairs `rows`: logistic (hidden=0) or one ReLU layer of `hidden` units.
+
+    Returns numpy parameters: w1 [F, H or R], b1, and with a hidden layer w2 [H, R], b2; sim_scale [2, R]."""
     import torch
 
     torch.manual_seed(seed)
@@ -80,31 +82,49 @@ def train(data: dict, rows: np.ndarray, epochs: int = 12, weight_decay: float = 
     y = torch.from_numpy(data["y"][rows])
     m = torch.from_numpy(data["mask"][rows])
     n_feat, n_rel = x.shape[1], y.shape[1]
-    w = torch.zeros(n_feat, n_rel, requires_grad=True)
     prior = (y.sum(0) + 0.1) / (m.sum(0) + 1.0)
-    b = torch.log(prior / (1 - prior)).clone().requires_grad_(True)
-    scale = torch.zeros(2, n_rel, requires_grad=True)
-    opt = torch.optim.Adam([w, b, scale], lr=lr)
+    out_bias = torch.log(prior / (1 - prior))
+    params: dict[str, torch.Tensor] = {"scale": torch.zeros(2, n_rel)}
+    if hidden:
+        params["w1"] = torch.randn(n_feat, hidden) * (1.0 / n_feat**0.5)
+        params["b1"] = torch.zeros(hidden)
+        params["w2"] = torch.randn(hidden, n_rel) * 0.01
+        params["b2"] = out_bias.clone()
+    else:
+        params["w1"] = torch.zeros(n_feat, n_rel)
+        params["b1"] = out_bias.clone()
+    for p in params.values():
+        p.requires_grad_(True)
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
     pw = torch.full((n_rel,), pos_weight)
     gen = torch.Generator().manual_seed(seed)
+
+    def forward(xb, sb):
+        z = xb @ params["w1"] + params["b1"]
+        if hidden:
+            z = torch.relu(z) @ params["w2"] + params["b2"]
+        return z + sb[:, 0] * params["scale"][0] + sb[:, 1] * params["scale"][1]
+
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), 512):
             idx = perm[i : i + 512]
-            logits = x[idx] @ w + b + s[idx, 0] * scale[0] + s[idx, 1] * scale[1]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[idx], weight=m[idx], pos_weight=pw, reduction="sum")
-            loss = loss / len(idx) + weight_decay * (w * w).sum()
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                forward(x[idx], s[idx]), y[idx], weight=m[idx], pos_weight=pw, reduction="sum") / len(idx)
+            loss = loss + weight_decay * sum((params[k] ** 2).sum() for k in ("w1", "w2") if k in params)
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return w.detach().numpy(), b.detach().numpy(), scale.detach().numpy()
+    return {k: v.detach().numpy() for k, v in params.items()}
 
 
-def predict(data: dict, rows: np.ndarray, params) -> np.ndarray:
-    w, b, scale = params
+def predict(data: dict, rows: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     x = np.concatenate([data["dense"][rows], data["emb"][rows].astype(np.float32)], axis=1)
     s = data["sims"][rows]
-    logits = x @ w + b + s[:, 0] * scale[0] + s[:, 1] * scale[1]
+    z = x @ params["w1"] + params["b1"]
+    if "w2" in params:
+        z = np.maximum(z, 0) @ params["w2"] + params["b2"]
+    logits = z + s[:, 0] * params["scale"][0] + s[:, 1] * params["scale"][1]
     return (1 / (1 + np.exp(-np.clip(logits, -30, 30)))) * data["mask"][rows]
 
 
@@ -146,8 +166,8 @@ def choose_thresholds(data: dict, probs: np.ndarray, min_positives: int = 15, ro
 
 
 def fit(path: str, limit: int = 250, offset: int = 0, encoder: str = "static", out: str | None = None,
-        folds: int = 5, epochs: int = 12, weight_decay: float = 1e-4, model: str = "auto", data: dict | None = None,
-        log=print) -> tuple[LinearHead, dict]:
+        folds: int = 5, epochs: int = 4, weight_decay: float = 1e-6, lr: float = 1e-2, model: str = "auto",
+        data: dict | None = None, log=print) -> tuple[LinearHead, dict]:
     t0 = time.time()
     data = data or build_dataset(path, limit, offset, encoder, model)
     log(f"{len(data['y'])} candidate pairs, {int(data['y'].sum())} positive labels, "
@@ -156,14 +176,15 @@ def fit(path: str, limit: int = 250, offset: int = 0, encoder: str = "static", o
     oof = np.zeros_like(data["y"])
     for k in range(folds):
         held = np.isin(data["doc"], docs[k::folds])
-        params = train(data, np.nonzero(~held)[0], epochs=epochs, weight_decay=weight_decay, seed=k)
+        params = train(data, np.nonzero(~held)[0], epochs=epochs, weight_decay=weight_decay, lr=lr, seed=k)
         oof[held] = predict(data, np.nonzero(held)[0], params)
     at_half = pair_f1(data, oof, np.full(oof.shape[1], 0.5))
     th = choose_thresholds(data, oof)
     cv = pair_f1(data, oof, th)
     log(f"out-of-fold pair-level P/R/F1 at 0.5: {at_half[0]:.3f}/{at_half[1]:.3f}/{at_half[2]:.3f}; "
         f"with chosen thresholds: {cv[0]:.3f}/{cv[1]:.3f}/{cv[2]:.3f}")
-    w, b, scale = train(data, np.arange(len(data["y"])), epochs=epochs, weight_decay=weight_decay, seed=99)
+    params = train(data, np.arange(len(data["y"])), epochs=epochs, weight_decay=weight_decay, lr=lr, seed=99)
+    w, b, scale = params["w1"], params["b1"], params["scale"]
     b = b - np.log(th / (1 - th))  # sigmoid(logit) >= th  <=>  sigmoid(logit - logit(th)) >= 0.5
     n_dense = data["dense"].shape[1]
     dim = data["dim"]
@@ -171,7 +192,7 @@ def fit(path: str, limit: int = 250, offset: int = 0, encoder: str = "static", o
     head = LinearHead(relations=list(data["ids"]), bias=b, dense=w[:n_dense], blocks=blocks, sim_scale=scale, meta={
         "encoder": data["encoder"], "model": Path(data["model"]).name if Path(data["model"]).exists() else data["model"],
         "fitted_on": f"{Path(path).name}[{offset}:{offset + limit}]", "pairs": int(len(data["y"])),
-        "epochs": epochs, "weight_decay": weight_decay, "cv_pair_f1": round(cv[2], 4),
+        "epochs": epochs, "weight_decay": weight_decay, "lr": lr, "cv_pair_f1": round(cv[2], 4),
         "thresholds": {r: float(t) for r, t in zip(data["ids"], th)},
     })
     if out:
@@ -187,12 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset", type=int, default=0)
     ap.add_argument("--encoder", choices=("static", "contextual"), default="static")
     ap.add_argument("--model", default="auto")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--weight-decay", type=float, default=1e-6)
+    ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--out", default=None, help="head JSON to write (default: the shipped one for the encoder)")
     args = ap.parse_args(argv)
     fit(args.data, args.limit, args.offset, args.encoder, args.out or str(default_head_path(args.encoder)),
-        epochs=args.epochs, weight_decay=args.weight_decay, model=args.model)
+        epochs=args.epochs, weight_decay=args.weight_decay, lr=args.lr, model=args.model)
     return 0
 
 
