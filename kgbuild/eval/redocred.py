@@ -137,14 +137,21 @@ def build_stages(config: Any, device: str | None = None):
 
 
 def evaluate_redocred(path: str | Path, config: Any = None, limit: int | None = None, offset: int = 0,
-                      device: str | None = None, batch_size: int | None = None) -> dict[str, Any]:
-    """Run the pipeline on Re-DocRED documents [offset : offset + limit] and score it (see module docstring)."""
+                      device: str | None = None, batch_size: int | None = None, pipeline: Any = None) -> dict[str, Any]:
+    """Run the pipeline on Re-DocRED documents [offset : offset + limit] and score it (see module docstring).
+
+    `pipeline`: an already built kgbuild.runner.Pipeline to reuse (its models stay loaded)."""
     from kgbuild.config import Config
 
-    config = config or Config()
+    config = config or getattr(pipeline, "config", None) or Config()
     raws = read_redocred(path, limit, offset)
     docs = [to_document(raw, offset + i) for i, raw in enumerate(raws)]
-    process, info = build_stages(config, device)
+    if pipeline is not None:
+        if hasattr(pipeline, "reset"):
+            pipeline.reset()
+        process, info = pipeline.process, getattr(pipeline, "info", lambda: {})
+    else:
+        process, info = build_stages(config, device)
     n_words = sum(d.n_words for d in docs)
     step = batch_size or config.batch_size
     start = time.perf_counter()

@@ -1,0 +1,86 @@
+"""The default relation backend on short original sentences, with the real spaCy and MiniLM models
+(loaded once per session through the shared `pipeline` fixture)."""
+
+import pytest
+
+from kgbuild import registry
+from kgbuild.errors import ConfigError
+from kgbuild.model import Document
+from kgbuild.relations.schema import load_schema
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stages(pipeline):
+    return pipeline.stages["ner"], pipeline.stages["relations"]
+
+
+def extract(stages, text, threshold=None):
+    ner, rel = stages
+    doc = Document(id="t", text=text)
+    ner([doc])
+    old = rel.threshold
+    if threshold is not None:
+        rel.threshold = threshold
+    try:
+        rel([doc])
+    finally:
+        rel.threshold = old
+    return doc, {(doc.mentions[r.head].text, r.relation, doc.mentions[r.tail].text): r for r in doc.relations}
+
+
+def test_born_in_sentence_gives_place_of_birth(stages):
+    doc, found = extract(stages, "Marie Curie was born in Warsaw.")
+    assert ("Marie Curie", "P19", "Warsaw") in found
+    rm = found[("Marie Curie", "P19", "Warsaw")]
+    assert rm.extractor == "zeroshot" and rm.sentence == 0
+
+
+def test_located_in_country_pattern(stages):
+    _, found = extract(stages, "The Eiffel Tower is a landmark in Paris, France.")
+    assert ("Paris", "P17", "France") in found
+
+
+def test_type_constraints_block_impossible_pairs(stages):
+    _, rel = stages
+    schema = rel.schema
+    doc, found = extract(stages, "Marie Curie was born in 1867 in Warsaw.", threshold=0.0001)
+    assert ("Marie Curie", "P19", "1867") not in found  # place of birth needs a place
+    assert found, "a low threshold keeps some relations"
+    for rm in doc.relations:
+        head, tail = doc.mentions[rm.head], doc.mentions[rm.tail]
+        assert schema.get(rm.relation).allows(head.type, tail.type), (head.text, rm.relation, tail.text)
+
+
+def test_confidence_is_kept_and_threshold_filters(stages):
+    text = "Albert Einstein was born in Ulm, Germany, in 1879."
+    _, low = extract(stages, text, threshold=0.05)
+    _, high = extract(stages, text, threshold=0.8)
+    assert set(high) < set(low)
+    assert all(0.05 <= r.confidence <= 1.0 for r in low.values())
+    assert all(r.confidence >= 0.8 for r in high.values())
+
+
+def test_no_mentions_no_relations(stages):
+    doc, found = extract(stages, "it rained all day and nobody went out.")
+    assert found == {} and doc.relations == []
+
+
+def test_labels_and_info_name_model_schema_and_device(stages):
+    _, rel = stages
+    assert rel.labels()["P19"] == "place of birth"
+    info = rel.info()
+    assert info["n_relations"] == 96 and info["device"] in ("cpu", "cuda") and info["model"]
+    assert info["head"].endswith(".json")
+
+
+def test_unknown_option_is_config_error():
+    with pytest.raises(ConfigError) as err:
+        registry.build("relations", "zeroshot", {"treshold": 0.5}, device="cpu")
+    assert "threshold" in err.value.hint
+
+
+def test_threshold_out_of_range_is_config_error():
+    with pytest.raises(ConfigError):
+        registry.build("relations", "zeroshot", {"threshold": 1.5}, device="cpu")
