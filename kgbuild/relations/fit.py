@@ -37,7 +37,7 @@ def build_dataset(path: str, limit: int, offset: int, encoder: str, model: str =
     rel = ZeroShotRelations(device=device, model=model, encoder=encoder, head="none")
     ids = rel.schema.ids
     col = {r: i for i, r in enumerate(ids)}
-    dense, embs, sims, labels, masks, doc_of, gold_total = [], [], [], [], [], [], Counter()
+    dense, embs, sims, labels, masks, doc_of, pair_of, gold_total = [], [], [], [], [], [], [], Counter()
     for s in range(0, len(docs), 32):
         batch = [rel.preprocess(d) for d in docs[s : s + 32]]
         emb, index = embed_blocks(rel.encoder, batch)
@@ -61,10 +61,12 @@ def build_dataset(path: str, limit: int, offset: int, encoder: str, model: str =
                 labels.append(y)
                 masks.append(rel._type_mask[(dp.entities[h].type, dp.entities[t].type)])
                 doc_of.append(s + k)
+                pair_of.append((h, t))
             dense.append(dp.dense)
     return {
         "ids": ids, "dense": np.concatenate(dense), "emb": np.concatenate(embs), "sims": np.concatenate(sims),
         "y": np.stack(labels), "mask": np.stack(masks).astype(np.float32), "doc": np.array(doc_of),
+        "pair": np.array(pair_of, dtype=np.int64).reshape(-1, 2),
         "gold_total": gold_total, "dim": rel.encoder.dim, "encoder": rel.encoder_kind, "model": rel.model_path,
     }
 
