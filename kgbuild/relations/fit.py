@@ -71,11 +71,12 @@ def build_dataset(path: str, limit: int, offset: int, encoder: str, model: str =
     }
 
 
-def train(data: dict, rows: np.ndarray, epochs: int = 12, weight_decay: float = 1e-4, lr: float = 3e-3,
-          seed: int = 0, hidden: int = 0, pos_weight: float = 1.0) -> dict[str, np.ndarray]:
-    """Fit the head on the pairs `rows`: logistic (hidden=0) or one ReLU layer of `hidden` units.
+def train(data: dict, rows: np.ndarray, epochs: int = 4, weight_decay: float = 1e-6, lr: float = 1e-2,
+          seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit the logistic head on the pairs `rows` (minibatch Adam, binary cross-entropy per relation,
+    counted only where the schema's types allow the relation).
 
-    Returns numpy parameters: w1 [F, H or R], b1, and with a hidden layer w2 [H, R], b2; sim_scale [2, R]."""
+    Returns numpy parameters: w [F, R], b [R], scale [2, R] (weights of the template similarities)."""
     import torch
 
     torch.manual_seed(seed)
@@ -85,48 +86,29 @@ def train(data: dict, rows: np.ndarray, epochs: int = 12, weight_decay: float = 
     m = torch.from_numpy(data["mask"][rows])
     n_feat, n_rel = x.shape[1], y.shape[1]
     prior = (y.sum(0) + 0.1) / (m.sum(0) + 1.0)
-    out_bias = torch.log(prior / (1 - prior))
-    params: dict[str, torch.Tensor] = {"scale": torch.zeros(2, n_rel)}
-    if hidden:
-        params["w1"] = torch.randn(n_feat, hidden) * (1.0 / n_feat**0.5)
-        params["b1"] = torch.zeros(hidden)
-        params["w2"] = torch.randn(hidden, n_rel) * 0.01
-        params["b2"] = out_bias.clone()
-    else:
-        params["w1"] = torch.zeros(n_feat, n_rel)
-        params["b1"] = out_bias.clone()
-    for p in params.values():
-        p.requires_grad_(True)
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
-    pw = torch.full((n_rel,), pos_weight)
+    w = torch.zeros(n_feat, n_rel, requires_grad=True)
+    b = torch.log(prior / (1 - prior)).requires_grad_(True)
+    scale = torch.zeros(2, n_rel, requires_grad=True)
+    opt = torch.optim.Adam([w, b, scale], lr=lr)
     gen = torch.Generator().manual_seed(seed)
-
-    def forward(xb, sb):
-        z = xb @ params["w1"] + params["b1"]
-        if hidden:
-            z = torch.relu(z) @ params["w2"] + params["b2"]
-        return z + sb[:, 0] * params["scale"][0] + sb[:, 1] * params["scale"][1]
-
     for _ in range(epochs):
         perm = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), 512):
             idx = perm[i : i + 512]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                forward(x[idx], s[idx]), y[idx], weight=m[idx], pos_weight=pw, reduction="sum") / len(idx)
-            loss = loss + weight_decay * sum((params[k] ** 2).sum() for k in ("w1", "w2") if k in params)
+            logits = x[idx] @ w + b + s[idx, 0] * scale[0] + s[idx, 1] * scale[1]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y[idx], weight=m[idx], reduction="sum")
+            loss = loss / len(idx) + weight_decay * (w * w).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return {k: v.detach().numpy() for k, v in params.items()}
+    return {"w": w.detach().numpy(), "b": b.detach().numpy(), "scale": scale.detach().numpy()}
 
 
 def predict(data: dict, rows: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+    """Confidences [len(rows), R] of a trained head, 0 where types forbid the relation."""
     x = np.concatenate([data["dense"][rows], data["emb"][rows].astype(np.float32)], axis=1)
     s = data["sims"][rows]
-    z = x @ params["w1"] + params["b1"]
-    if "w2" in params:
-        z = np.maximum(z, 0) @ params["w2"] + params["b2"]
-    logits = z + s[:, 0] * params["scale"][0] + s[:, 1] * params["scale"][1]
+    logits = x @ params["w"] + params["b"] + s[:, 0] * params["scale"][0] + s[:, 1] * params["scale"][1]
     return (1 / (1 + np.exp(-np.clip(logits, -30, 30)))) * data["mask"][rows]
 
 
@@ -186,7 +168,7 @@ def fit(path: str, limit: int = 250, offset: int = 0, encoder: str = "static", o
     log(f"out-of-fold pair-level P/R/F1 at 0.5: {at_half[0]:.3f}/{at_half[1]:.3f}/{at_half[2]:.3f}; "
         f"with chosen thresholds: {cv[0]:.3f}/{cv[1]:.3f}/{cv[2]:.3f}")
     params = train(data, np.arange(len(data["y"])), epochs=epochs, weight_decay=weight_decay, lr=lr, seed=99)
-    w, b, scale = params["w1"], params["b1"], params["scale"]
+    w, b, scale = params["w"], params["b"], params["scale"]
     b = b - np.log(th / (1 - th))  # sigmoid(logit) >= th  <=>  sigmoid(logit - logit(th)) >= 0.5
     n_dense = data["dense"].shape[1]
     dim = data["dim"]

@@ -97,10 +97,10 @@ class ZeroShotRelations:
         sims = template_sims(emb, index, self.templates)
         logits = zero_shot_scores(sims, dense[:, 0])
         if self.head is not None:
-            head_sims = sims[:, :, self._head_cols]
-            full = linear_scores(self.head, dense, emb, index, np.zeros((2, n, len(self.head.relations)), np.float32))
-            full[:, self._head_src] += head_sims[0] * self.head.sim_scale[0, self._head_src] + head_sims[1] * self.head.sim_scale[1, self._head_src]
-            logits[:, self._head_cols] = full[:, self._head_src]
+            src, cols = self._head_src, self._head_cols  # head columns and their schema columns
+            head_sims = np.zeros((2, n, len(self.head.relations)), dtype=np.float32)
+            head_sims[:, :, src] = sims[:, :, cols]
+            logits[:, cols] = linear_scores(self.head, dense, emb, index, head_sims)[:, src]
         probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
         mask = np.stack([self._type_mask[(dp.entities[h].type, dp.entities[t].type)]
                          for dp in batch for h, t in dp.pairs])
