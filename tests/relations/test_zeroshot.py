@@ -84,3 +84,15 @@ def test_unknown_option_is_config_error():
 def test_threshold_out_of_range_is_config_error():
     with pytest.raises(ConfigError):
         registry.build("relations", "zeroshot", {"threshold": 1.5}, device="cpu")
+
+
+def test_works_without_a_parse_and_on_an_empty_batch(stages):
+    from kgbuild.model import Mention, Sentence
+
+    _, rel = stages
+    text = "Marie Curie was born in Warsaw."
+    doc = Document(id="p", text=text, sentences=[Sentence(0, len(text))], mentions=[
+        Mention(0, 11, "Marie Curie", "PER", "PERSON", 0), Mention(24, 30, "Warsaw", "LOC", "GPE", 0)])
+    assert rel([doc]) == [doc]
+    assert any(r.relation == "P19" and (r.head, r.tail) == (0, 1) for r in doc.relations)
+    assert rel([]) == []
