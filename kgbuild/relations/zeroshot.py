@@ -30,7 +30,7 @@ class ZeroShotRelations:
 
     threshold: keep a relation when its confidence is at least this (0.5 is the fitted operating point)
     device: auto, cpu or cuda; fp16 on cuda
-    batch_size: documents per encoder call
+    batch_size: documents scored together (their texts go to the encoder in one call)
     model: sentence-transformer folder or hub name; auto = packaged all-MiniLM-L6-v2
     encoder: static (distilled token vectors, fast on CPU), contextual (the transformer) or auto
              (contextual on a GPU when a head was fitted for it, else static)
@@ -66,6 +66,10 @@ class ZeroShotRelations:
                 self.head, self.head_path = LinearHead.load(path), str(path)
         elif head != "none":
             self.head, self.head_path = LinearHead.load(head), head
+            fitted_for = self.head.meta.get("encoder")
+            if fitted_for and fitted_for != encoder:
+                raise ConfigError(f"relation head {head} was fitted for the {fitted_for} encoder, not {encoder}",
+                                  hint=f"set relations.encoder = \"{fitted_for}\" or refit with python -m kgbuild.relations.fit")
 
         ids = self.schema.ids
         self.templates = self.encoder.encode(template_phrases(self.schema))

@@ -101,3 +101,11 @@ def test_works_without_a_parse_and_on_an_empty_batch(stages):
     # without the dependency path the evidence is weaker, but still points at place of birth
     assert any(r.relation == "P19" and (r.head, r.tail) == (0, 1) for r in doc.relations)
     assert rel([]) == []
+
+
+def test_head_fitted_for_another_encoder_is_config_error():
+    from kgbuild.relations.head import default_head_path
+
+    with pytest.raises(ConfigError, match="fitted for the static encoder"):
+        registry.build("relations", "zeroshot", {"encoder": "contextual", "head": str(default_head_path("static"))},
+                       device="cpu")
