@@ -38,7 +38,8 @@ def _ner() -> StageConfig:
 
 
 def _relations() -> StageConfig:
-    return StageConfig("zeroshot", {"threshold": 0.5})
+    return StageConfig("zeroshot", {"threshold": 0.5, "model": "auto", "encoder": "auto", "head": "auto",
+                                    "schema": "", "batch_size": 64, "max_sentence_distance": 1000})
 
 
 def _linking() -> StageConfig:

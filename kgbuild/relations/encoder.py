@@ -49,7 +49,9 @@ def load_transformer(model: str, device: Any):
     """(tokenizer, model) for a sentence-transformer folder or hub name, on `device`, fp16 on CUDA."""
     import torch
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # kgbuild shows its own progress; a per-load bar is noise
     path = resolve_model_path(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
