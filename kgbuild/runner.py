@@ -5,6 +5,7 @@ turns a batch of documents into annotated documents, for benchmarks and notebook
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -182,10 +183,12 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     from kgbuild.graph.store import facts_from_documents, write_graph_data
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 
-    if not isinstance(config, Config):
+    if pipeline is not None:
+        config = pipeline.config
+    elif not isinstance(config, Config):
         config = load_config(config)
-    if device:
-        config.device = device
+    if device and device != config.device:
+        config = dataclasses.replace(config, device=device)
     root = check_corpus(corpus)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -205,7 +208,6 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
         seconds["load"] = time.perf_counter() - t
     else:
         pipeline.reset()
-        config = pipeline.config
     result.models = pipeline.info()
     mentions: Counter = Counter()
     facts: list[Fact] = []

@@ -74,7 +74,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
         "documents": len(texts),
         "words": words,
         "threads": threads,
-        "device": str(pipeline.device),
+        "device": str(pipeline.info()["relations"].get("device", pipeline.device)),
         "spacy_model": pipeline.stages["ner"].info().get("model"),
         "spacy_words_per_second": round(spacy_wps, 1),
         "kgbuild_words_per_second": round(kg_wps, 1),
