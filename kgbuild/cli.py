@@ -29,17 +29,24 @@ def _config(pipeline: Optional[Path], overrides: Optional[list[str]], device: Op
 
 @app.command()
 def run(
-    corpus: Path = typer.Argument(..., help="folder (or file) of .txt, .md, .jsonl, .html documents"),
+    corpus: Path = typer.Argument(..., help="folder (or file) of .txt, .md, .jsonl, .csv, .html, .pdf documents"),
     out: Path = typer.Option(..., "--out", "-o", help="output folder: graph store and run.json"),
     pipeline: Optional[Path] = ConfigOpt,
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda (default: the config's)"),
     overrides: Optional[list[str]] = SetOpt,
+    include: Optional[list[str]] = typer.Option(None, "--include", help="only files whose relative path matches this glob (repeatable)"),
+    exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="leave out files whose relative path matches this glob (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
     """Build the knowledge graph of every document under CORPUS into OUT."""
     from kgbuild.runner import run as run_pipeline
 
-    result = run_pipeline(corpus, out, _config(pipeline, overrides, device), quiet=quiet)
+    config = _config(pipeline, overrides, device)
+    if include:
+        config.ingest.include = list(include)
+    if exclude:
+        config.ingest.exclude = list(exclude)
+    result = run_pipeline(corpus, out, config, quiet=quiet)
     mentions = sum(result.mentions.values())
     typer.echo(
         f"{result.documents} documents, {result.words:,} words, {mentions} mentions, "

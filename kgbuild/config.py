@@ -19,8 +19,12 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class IngestConfig:
-    extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".jsonl", ".html", ".htm"])
-    # .jsonl records: the field that holds the text and the one that holds the id
+    extensions: list[str] = field(default_factory=lambda: [".txt", ".md", ".jsonl", ".csv", ".html", ".htm", ".pdf"])
+    # only files whose relative path matches one of these globs (empty: all)
+    include: list[str] = field(default_factory=list)
+    # files whose relative path matches one of these globs are left out
+    exclude: list[str] = field(default_factory=list)
+    # .jsonl / .csv records: the field that holds the text and the one that holds the id
     text_field: str = "text"
     id_field: str = "id"
     # files larger than this are skipped and reported (MB)

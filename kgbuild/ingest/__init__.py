@@ -3,6 +3,7 @@ each file or record it cannot read as Skipped."""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 from collections.abc import Iterator
@@ -11,13 +12,13 @@ from pathlib import Path
 from kgbuild.config import IngestConfig
 from kgbuild.errors import CorpusError
 from kgbuild.ingest.decoding import Unreadable, decode
-from kgbuild.ingest.readers import READERS, RawFile, declared_charset
+from kgbuild.ingest.readers import BINARY_READERS, READERS, RawFile, declared_charset
 from kgbuild.model import Document, Skipped
 
 __all__ = ["READERS", "check_corpus", "count_documents", "iter_corpus"]
 
 _MB = 1024 * 1024
-_HINT = "pass a folder of documents (" + ", ".join(READERS) + ") or a single such file"
+_HINT = "pass a folder of documents (" + ", ".join([*READERS, *BINARY_READERS]) + ") or a single such file"
 
 
 def check_corpus(root: str | Path) -> Path:
@@ -35,7 +36,15 @@ def check_corpus(root: str | Path) -> Path:
 def _extensions(cfg: IngestConfig) -> list[str]:
     """cfg.extensions as lower-case '.ext', keeping only those a reader exists for."""
     wanted = ["." + ext.lower().lstrip(".") for ext in cfg.extensions]
-    return [ext for ext in dict.fromkeys(wanted) if ext in READERS]
+    return [ext for ext in dict.fromkeys(wanted) if ext in READERS or ext in BINARY_READERS]
+
+
+def _selected(doc_id: str, cfg: IngestConfig) -> bool:
+    """Whether a file passes the include / exclude globs (matched against its relative path;
+    `*` crosses folders, so "*.txt" is every .txt file and "drafts/*" everything under drafts)."""
+    if cfg.include and not any(fnmatch.fnmatchcase(doc_id, g) for g in cfg.include):
+        return False
+    return not any(fnmatch.fnmatchcase(doc_id, g) for g in cfg.exclude)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, str] | Skipped]:
@@ -123,6 +132,9 @@ def _read_file(doc_id: str, path: str, ext: str, cfg: IngestConfig) -> Iterator[
         yield Skipped(path, f"cannot read: {err.strerror}")
         return
     try:
+        if ext in BINARY_READERS:
+            yield from BINARY_READERS[ext](doc_id, path, data, cfg)
+            return
         declared = declared_charset(data) if ext in (".html", ".htm") else None
         text, encoding = decode(data, declared)
         yield from READERS[ext](RawFile(doc_id, path, text, encoding), cfg)
@@ -146,6 +158,8 @@ def iter_corpus(root: str | Path, cfg: IngestConfig) -> Iterator[Document | Skip
             yield item
             continue
         doc_id, path = item
+        if not _selected(doc_id, cfg):
+            continue
         ext = os.path.splitext(path)[1].lower()
         if ext not in readable:
             yield Skipped(path, _unsupported(ext, readable))
@@ -171,11 +185,11 @@ def count_documents(root: str | Path, cfg: IngestConfig) -> int:
     for item in _walk(root):
         if isinstance(item, Skipped):
             continue
-        path = item[1]
+        doc_id, path = item
         ext = os.path.splitext(path)[1].lower()
-        if ext not in readable:
+        if ext not in readable or not _selected(doc_id, cfg):
             continue
-        if ext != ".jsonl":
+        if ext not in (".jsonl", ".csv"):
             total += 1
             continue
         try:

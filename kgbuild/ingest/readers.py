@@ -3,6 +3,8 @@ keyed by file extension in READERS."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -140,6 +142,32 @@ def read_markdown(raw: RawFile, cfg: IngestConfig) -> Iterator[Document | Skippe
 # --- JSON Lines ---------------------------------------------------------------------------
 
 
+def _record_document(raw: RawFile, cfg: IngestConfig, record: dict, number: int, fmt: str,
+                     first_line: dict[str, int]) -> Document | Skipped:
+    """One .jsonl / .csv record as a Document, or the reason it cannot be one."""
+    where = f"{raw.path}:{number}"
+    if cfg.text_field not in record:
+        fields = ", ".join(map(str, record)) or "none"
+        return Skipped(where, f'no "{cfg.text_field}" field (fields: {fields}; set ingest.text_field)')
+    text = record[cfg.text_field]
+    if not isinstance(text, str):
+        return Skipped(where, f'"{cfg.text_field}" is not a string (got {type(text).__name__})')
+    if not text.strip():
+        return Skipped(where, f'empty "{cfg.text_field}"')
+    key = record.get(cfg.id_field)
+    key = f"L{number}" if key is None or key == "" else str(key)
+    if key in first_line:
+        # Two records under one id would overwrite each other downstream (caching and
+        # linking are keyed by document id), so the second is reported, not renamed.
+        return Skipped(where, f'duplicate id "{key}" (first on line {first_line[key]})')
+    first_line[key] = number
+    extra = {k: v for k, v in record.items() if k not in (cfg.text_field, cfg.id_field)}
+    meta = {"encoding": raw.encoding, "format": fmt, "line": number}
+    if extra:
+        meta["fields"] = extra
+    return Document(f"{raw.id}#{key}", clean(text), raw.path, meta)
+
+
 def read_jsonl(raw: RawFile, cfg: IngestConfig) -> Iterator[Document | Skipped]:
     """One document per line; a bad line is reported as `path:LINE` and the rest still load."""
     _require_text(raw.text, "empty file (whitespace only)")
@@ -147,45 +175,81 @@ def read_jsonl(raw: RawFile, cfg: IngestConfig) -> Iterator[Document | Skipped]:
     for number, line in enumerate(raw.text.split("\n"), start=1):
         if not line.strip():
             continue
-        where = f"{raw.path}:{number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            yield Skipped(where, f"invalid JSON: {err.msg} at column {err.colno}")
+            yield Skipped(f"{raw.path}:{number}", f"invalid JSON: {err.msg} at column {err.colno}")
             continue
         if not isinstance(record, dict):
-            yield Skipped(where, f"not a JSON object (got {type(record).__name__})")
+            yield Skipped(f"{raw.path}:{number}", f"not a JSON object (got {type(record).__name__})")
             continue
-        if cfg.text_field not in record:
-            fields = ", ".join(map(str, record)) or "none"
-            yield Skipped(where, f'no "{cfg.text_field}" field (fields: {fields}; set ingest.text_field)')
-            continue
-        text = record[cfg.text_field]
-        if not isinstance(text, str):
-            yield Skipped(where, f'"{cfg.text_field}" is not a string (got {type(text).__name__})')
-            continue
-        if not text.strip():
-            yield Skipped(where, f'empty "{cfg.text_field}"')
-            continue
-        key = record.get(cfg.id_field)
-        key = f"L{number}" if key is None or key == "" else str(key)
-        if key in first_line:
-            # Two records under one id would overwrite each other downstream (caching and
-            # linking are keyed by document id), so the second is reported, not renamed.
-            yield Skipped(where, f'duplicate id "{key}" (first on line {first_line[key]})')
-            continue
-        first_line[key] = number
-        extra = {k: v for k, v in record.items() if k not in (cfg.text_field, cfg.id_field)}
-        meta = {"encoding": raw.encoding, "format": "jsonl", "line": number}
-        if extra:
-            meta["fields"] = extra
-        yield Document(f"{raw.id}#{key}", clean(text), raw.path, meta)
+        yield _record_document(raw, cfg, record, number, "jsonl", first_line)
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def read_csv(raw: RawFile, cfg: IngestConfig) -> Iterator[Document | Skipped]:
+    """One document per row, text and id from the header's ingest.text_field / id_field columns.
+
+    The delimiter is sniffed (comma, semicolon, tab or pipe); rows are numbered by the line
+    they start on, so a quoted multi-line text still points at the right line."""
+    _require_text(raw.text, "empty file (whitespace only)")
+    sample = raw.text[:65536]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(raw.text, newline=""), dialect=dialect)
+    if not reader.fieldnames or cfg.text_field not in reader.fieldnames:
+        columns = ", ".join(reader.fieldnames or []) or "none"
+        raise Unreadable(f'no "{cfg.text_field}" column (columns: {columns}; set ingest.text_field)')
+    first_line: dict[str, int] = {}
+    line = reader.line_num + 1
+    for row in reader:
+        if None in row:  # more cells than header columns
+            yield Skipped(f"{raw.path}:{line}", f"{len(reader.fieldnames) + len(row[None])} cells for "
+                                                f"{len(reader.fieldnames)} columns")
+        elif any(v is not None and v.strip() for v in row.values()):
+            yield _record_document(raw, cfg, dict(row), line, "csv", first_line)
+        line = reader.line_num + 1
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+
+def read_pdf(doc_id: str, path: str, data: bytes, cfg: IngestConfig) -> Iterator[Document | Skipped]:
+    """The text layer of a PDF, a paragraph break between pages. A PDF without one (a scan) is
+    reported, not guessed at: OCR is a separate step."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        pdf = PdfReader(io.BytesIO(data))
+        if pdf.is_encrypted and not pdf.decrypt(""):
+            raise Unreadable("encrypted PDF (needs a password); decrypt it first")
+        pages = [page.extract_text() or "" for page in pdf.pages]
+    except PdfReadError as err:
+        raise Unreadable(f"not a readable PDF: {err}") from None
+    text = "\n\n".join(clean(p).strip() for p in pages if p.strip())
+    if not text.strip():
+        raise Unreadable(f"PDF has no text layer ({len(pages)} page(s), scanned?); run OCR first")
+    meta: dict[str, object] = {"encoding": "pdf", "format": "pdf", "pages": len(pages)}
+    title = (pdf.metadata or {}).get("/Title") if pdf.metadata else None
+    if isinstance(title, str) and title.strip():
+        meta["title"] = title.strip()
+    yield Document(doc_id, text, path, meta)
 
 
 READERS: dict[str, Reader] = {
     ".txt": read_txt,
     ".md": read_markdown,
     ".jsonl": read_jsonl,
+    ".csv": read_csv,
     ".html": read_html,
     ".htm": read_html,
 }
+
+# Formats read from bytes, not decoded text.
+BinaryReader = Callable[[str, str, bytes, IngestConfig], Iterator["Document | Skipped"]]
+BINARY_READERS: dict[str, BinaryReader] = {".pdf": read_pdf}

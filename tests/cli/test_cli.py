@@ -74,3 +74,14 @@ def test_cli_export_every_format(cli_out, tmp_path, fmt):
     target = tmp_path / f"graph.{fmt}"
     kgbuild("export", cli_out, "--format", fmt, "-o", target, check=True)
     assert target.stat().st_size > 1000
+
+
+def test_run_include_glob_reads_only_matching_files(tmp_path):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "keep.txt").write_text("Ada Lovelace was born in London.")
+    (corpus / "skip.md").write_text("# Not read\n\nCharles Babbage lived in London.")
+    out = tmp_path / "out"
+    kgbuild("run", corpus, "-o", out, "--quiet", "--include", "*.txt", check=True)
+    report = json.loads((out / "run.json").read_text())
+    assert report["documents"] == 1 and report["config"]["ingest"]["include"] == ["*.txt"]

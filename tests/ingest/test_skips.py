@@ -84,7 +84,7 @@ def test_unsupported_extension_is_reported(tmp_path):
     (tmp_path / "README").write_text("no extension")
     docs, skipped = read(tmp_path)
     assert [d.id for d in docs] == ["good.txt"]
-    readable = "(readable: .txt, .md, .jsonl, .html, .htm)"
+    readable = "(readable: .txt, .md, .jsonl, .csv, .html, .htm, .pdf)"
     assert [s.reason for s in skipped] == [
         f"unsupported file type (no extension) {readable}",
         f"unsupported file type .png {readable}",
