@@ -37,8 +37,11 @@ def run(
     include: Optional[list[str]] = typer.Option(None, "--include", help="only files whose relative path matches this glob (repeatable)"),
     exclude: Optional[list[str]] = typer.Option(None, "--exclude", help="leave out files whose relative path matches this glob (repeatable)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="re-process every document, even unchanged ones"),
 ) -> None:
-    """Build the knowledge graph of every document under CORPUS into OUT."""
+    """Build the knowledge graph of every document under CORPUS into OUT.
+
+    Re-running into the same OUT re-processes only new and changed documents."""
     from kgbuild.runner import run as run_pipeline
 
     config = _config(pipeline, overrides, device)
@@ -46,13 +49,15 @@ def run(
         config.ingest.include = list(include)
     if exclude:
         config.ingest.exclude = list(exclude)
-    result = run_pipeline(corpus, out, config, quiet=quiet)
+    result = run_pipeline(corpus, out, config, quiet=quiet, use_cache=not no_cache)
     mentions = sum(result.mentions.values())
     typer.echo(
         f"{result.documents} documents, {result.words:,} words, {mentions} mentions, "
         f"{result.entities} entities, {result.facts} facts ({result.statements} with provenance) "
         f"in {result.seconds['total']:.1f}s ({result.words_per_second:,.0f} words/s) -> {out}"
     )
+    if result.reused or result.removed:
+        typer.echo(f"reused {result.reused} unchanged document(s); {result.removed} removed since the last run")
     if result.skipped:
         typer.echo(f"skipped {len(result.skipped)} file(s); reasons in {Path(out) / 'run.json'}:")
         for s in result.skipped[:10]:

@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from kgbuild import registry
+from kgbuild.cache import DocumentCache, stages_hash
 from kgbuild.config import Config, load_config
 from kgbuild.errors import CorpusError, StageError
 from kgbuild.model import Document, Entity, Fact, Skipped
 
 STAGE_ORDER = ("ner", "relations", "linking")
+# Stages whose output depends on one document alone: cached per document.
+LOCAL_STAGES = ("ner", "relations")
 REPORT = "run.json"
 _PACKAGES = ("kgbuild", "torch", "spacy", "transformers", "sentence-transformers", "pyoxigraph",
              "rdflib", "networkx")
@@ -44,10 +47,13 @@ class Pipeline:
             self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
         self.seconds: Counter = Counter()  # time spent in each stage
 
-    def process(self, docs: list[Document]) -> list[Document]:
-        """Run every stage on one batch, checking each stage kept the contract."""
+    def process(self, docs: list[Document], stages: tuple[str, ...] = STAGE_ORDER) -> list[Document]:
+        """Run the stages (default: all, in order) on one batch, checking each kept the contract."""
         ids = [d.id for d in docs]
-        for name, stage in self.stages.items():
+        if not docs:
+            return docs
+        for name in stages:
+            stage = self.stages[name]
             t0 = time.perf_counter()
             out = stage(docs)
             self.seconds[name] += time.perf_counter() - t0
@@ -91,6 +97,8 @@ class RunResult:
     entities: int = 0  # entities after linking
     facts: int = 0  # distinct (subject, relation, object) triples
     statements: int = 0  # facts with their provenance (one per evidence sentence)
+    reused: int = 0  # documents whose ner and relations results came from the cache
+    removed: int = 0  # cached documents no longer in the corpus (their facts left the graph)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, and "total"
     skipped: list[dict[str, str]] = field(default_factory=list)  # files or records not read, with reasons
     config: dict[str, Any] = field(default_factory=dict)  # the config the run used
@@ -174,13 +182,16 @@ def _progress(quiet: bool):
 
 
 def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None = None,
-        device: str | None = None, quiet: bool = True, pipeline: Pipeline | None = None) -> RunResult:
+        device: str | None = None, quiet: bool = True, pipeline: Pipeline | None = None,
+        use_cache: bool = True) -> RunResult:
     """Build the knowledge graph of every document under `corpus` into the folder `out`.
 
     `config` is a Config, a path to a pipeline TOML, or None for the defaults. Files that
     cannot be read are skipped and listed, with reasons, in the result and OUT/run.json.
-    A `pipeline` already built (models loaded) can be passed in to run several corpora."""
-    from kgbuild.graph.store import facts_from_documents, write_graph_data
+    A `pipeline` already built (models loaded) can be passed in to run several corpora.
+    With `use_cache`, documents unchanged since the last run into the same `out` (same text,
+    same ner and relations config) reuse their results (kgbuild.cache)."""
+    from kgbuild.graph.store import facts_from_documents
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 
     if pipeline is not None:
@@ -224,10 +235,17 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
             t = time.perf_counter()
         seconds["ingest"] += time.perf_counter() - t
 
+    cache = DocumentCache(out, stages_hash(config, result.versions)) if use_cache else None
+    seen: set[str] = set()
     with _progress(quiet) as progress:
         task = progress.add_task("kgbuild run", total=total, words=0)
         for batch in batched(documents(), config.batch_size):
-            batch = pipeline.process(batch)
+            seen.update(d.id for d in batch)
+            fresh = [d for d in batch if cache is None or not cache.restore(d)]
+            pipeline.process(fresh, LOCAL_STAGES)
+            if cache is not None:
+                cache.store(fresh)  # before linking, which rewrites mention types and keys
+            pipeline.process(batch, ("linking",))
             for doc in batch:
                 result.documents += 1
                 result.words += doc.n_words
@@ -245,16 +263,17 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
         raise CorpusError(f"no readable document under {root}{why}",
                           hint="add .txt, .md, .jsonl or .html files to the corpus")
 
+    if cache is not None:
+        result.reused = cache.hits
+        result.removed = cache.prune(seen)
+        cache.close()
     seconds.update(pipeline.seconds)
     t = time.perf_counter()
     entities, remap = pipeline.finalize()
     facts = _remap(facts, remap)
     seconds["linking"] += time.perf_counter() - t
     t = time.perf_counter()
-    store_dir = out / "store"
-    if store_dir.exists():
-        shutil.rmtree(store_dir)  # a run rebuilds the graph; incremental runs come later
-    write_graph_data(out, entities, facts, config.base_iri, pipeline.relation_labels())
+    _replace_graph(out, entities, facts, config.base_iri, pipeline.relation_labels())
     seconds["graph"] += time.perf_counter() - t
 
     result.mentions = dict(sorted(mentions.items()))
@@ -266,6 +285,26 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     result.finished = datetime.now(timezone.utc).isoformat()
     result.save()
     return result
+
+
+def _replace_graph(out: Path, entities: list[Entity], facts: list[Fact], base: str,
+                   labels: dict[str, str]) -> None:
+    """Build the new graph beside the old one, then swap folders: a run killed while writing
+    leaves the previous graph in place, never a half-written one."""
+    from kgbuild.graph.store import write_graph_data
+
+    staging = out / ".staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    write_graph_data(staging, entities, facts, base, labels)
+    store, old = out / "store", out / ".store-old"
+    if old.exists():
+        shutil.rmtree(old)
+    if store.exists():
+        os.replace(store, old)
+    os.replace(staging / "store", store)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def _remap(facts: list[Fact], remap: dict[str, str]) -> list[Fact]:
