@@ -132,6 +132,22 @@ def eval_speed(
     typer.echo(json.dumps(result, indent=2) if as_json else format_speed(result))
 
 
+@eval_app.command("incremental")
+def eval_incremental(
+    data: Path = typer.Argument(..., help="a corpus folder, or a Re-DocRED JSON file for its texts"),
+    docs: int = typer.Option(1000, "--docs", help="corpus size (texts are cycled to reach it)"),
+    threads: int = typer.Option(1, "--threads", help="CPU threads"),
+    pipeline: Optional[Path] = ConfigOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Time to re-run after editing one document, as a fraction of the full run."""
+    from kgbuild.eval.speed import format_incremental, measure_incremental
+
+    result = measure_incremental(data, _config(pipeline, overrides), n_docs=docs, threads=threads)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_incremental(result))
+
+
 @app.command()
 def version() -> None:
     """Print kgbuild's version."""

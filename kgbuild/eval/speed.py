@@ -94,3 +94,40 @@ def format_speed(r: dict[str, Any]) -> str:
         f"ratio kgbuild / spaCy:      {r['ratio']:.2f}\n"
         f"last run by stage: {stages}"
     )
+
+
+def measure_incremental(data: str | Path, config: Config, n_docs: int = 1000, threads: int = 1) -> dict[str, Any]:
+    """Time to re-run after editing one of `n_docs` documents, as a fraction of the full run.
+
+    Texts are taken from `data` (cycled when there are fewer than n_docs); both runs use one
+    loaded pipeline, so model loading counts in neither."""
+    import torch
+
+    from kgbuild.runner import Pipeline, run
+
+    torch.set_num_threads(threads)
+    texts = load_texts(data)
+    pipeline = Pipeline(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus, out = Path(tmp, "corpus"), Path(tmp, "out")
+        corpus.mkdir()
+        for i in range(n_docs):
+            (corpus / f"{i:06d}.txt").write_text(texts[i % len(texts)], encoding="utf-8")
+        run(Path(tmp, "corpus", "000000.txt"), Path(tmp, "warm"), pipeline=pipeline)
+        t = time.perf_counter()
+        full = run(corpus, out, pipeline=pipeline)
+        full_s = time.perf_counter() - t
+        edited = corpus / f"{n_docs // 2:06d}.txt"
+        edited.write_text(edited.read_text(encoding="utf-8") + " It was renamed in 2001.", encoding="utf-8")
+        t = time.perf_counter()
+        again = run(corpus, out, pipeline=pipeline)
+        rerun_s = time.perf_counter() - t
+    return {"documents": full.documents, "full_seconds": round(full_s, 2), "rerun_seconds": round(rerun_s, 2),
+            "fraction": round(rerun_s / full_s, 4), "reused": again.reused, "rerun_stage_seconds": again.seconds}
+
+
+def format_incremental(r: dict[str, Any]) -> str:
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["rerun_stage_seconds"].items() if k != "total")
+    return (f"{r['documents']} documents: full run {r['full_seconds']:.1f}s, re-run after editing one "
+            f"{r['rerun_seconds']:.2f}s ({r['reused']} reused) = {100 * r['fraction']:.1f}% of the full run\n"
+            f"re-run by stage: {stages}")
