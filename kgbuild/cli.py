@@ -148,6 +148,25 @@ def eval_incremental(
     typer.echo(json.dumps(result, indent=2) if as_json else format_incremental(result))
 
 
+@eval_app.command("coref")
+def eval_coref(
+    data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
+    offset: int = typer.Option(0, "--offset", help="skip this many documents first"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Within-document entity clustering (B-cubed, MUC, mention recall) on Re-DocRED."""
+    from kgbuild.eval.linking import evaluate_coref, format_coref
+
+    if not data.is_file():
+        raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
+    result = evaluate_coref(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_coref(result))
+
+
 @app.command()
 def version() -> None:
     """Print kgbuild's version."""

@@ -47,7 +47,9 @@ def _relations() -> StageConfig:
 
 
 def _linking() -> StageConfig:
-    return StageConfig("rules", {})
+    return StageConfig("rules", {"cross_document": True, "merge_first_names": False, "aliases": True,
+                                 "demonyms": False, "pronouns": True, "pronoun_window": 2,
+                                 "pronoun_strategy": "subject"})
 
 
 @dataclass
