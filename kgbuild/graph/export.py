@@ -88,3 +88,9 @@ def write_graph(out: str | Path | Store, path: str | Path, format: str | None = 
             raise GraphError(f"cannot write {path}: {' '.join(str(err).split())}") from None
         raise
     return path
+
+
+def canonical_nquads(out: str | Path | Store) -> list[str]:
+    """Every quad of the graph as sorted N-Quads lines: two graphs are the same graph exactly
+    when these lists are equal (kgbuild mints no blank nodes)."""
+    return sorted(as_store(out).dump(format=RdfFormat.N_QUADS).decode("utf-8").splitlines())

@@ -3,6 +3,7 @@
 import shutil
 
 import kgbuild
+from kgbuild.graph.export import canonical_nquads as nquads
 from kgbuild.runner import run
 
 
@@ -12,13 +13,7 @@ def labels(out):
     return {r[0] for r in rows}
 
 
-def nquads(out):
-    import io
-    buf = io.BytesIO()
-    from kgbuild.graph.store import open_store
-    from pyoxigraph import RdfFormat
-    open_store(out, read_only=True).dump(buf, RdfFormat.N_QUADS)
-    return sorted(buf.getvalue().decode().splitlines())
+
 
 
 def test_rerun_reuses_unchanged_documents_and_redoes_edited_ones(tmp_path, pipeline, sample_corpus):
