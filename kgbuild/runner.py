@@ -36,13 +36,14 @@ _PACKAGES = ("kgbuild", "torch", "spacy", "transformers", "sentence-transformers
 class Pipeline:
     """The model stages, built from a config by name, applied to batches of documents."""
 
-    def __init__(self, config: Config | None = None, device: str | None = None) -> None:
+    def __init__(self, config: Config | None = None, device: str | None = None,
+                 stages: tuple[str, ...] = STAGE_ORDER) -> None:
         self.config = config or Config()
         self.device = device or self.config.device
         self.stages: dict[str, Any] = {}
-        for name in STAGE_ORDER:  # all names checked before any model loads
+        for name in stages:  # all names checked before any model loads
             registry.get(name, getattr(self.config, name).backend)
-        for name in STAGE_ORDER:
+        for name in stages:
             stage_cfg = getattr(self.config, name)
             self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
         self.seconds: Counter = Counter()  # time spent in each stage
@@ -183,14 +184,15 @@ def _progress(quiet: bool):
 
 def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None = None,
         device: str | None = None, quiet: bool = True, pipeline: Pipeline | None = None,
-        use_cache: bool = True) -> RunResult:
+        use_cache: bool = True, workers: int = 1) -> RunResult:
     """Build the knowledge graph of every document under `corpus` into the folder `out`.
 
     `config` is a Config, a path to a pipeline TOML, or None for the defaults. Files that
     cannot be read are skipped and listed, with reasons, in the result and OUT/run.json.
     A `pipeline` already built (models loaded) can be passed in to run several corpora.
     With `use_cache`, documents unchanged since the last run into the same `out` (same text,
-    same ner and relations config) reuse their results (kgbuild.cache)."""
+    same ner and relations config) reuse their results (kgbuild.cache). `workers` > 1 runs the
+    ner and relations stages in that many processes (kgbuild.parallel)."""
     from kgbuild.graph.store import facts_from_documents
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 
@@ -237,12 +239,32 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
 
     cache = DocumentCache(out, stages_hash(config, result.versions)) if use_cache else None
     seen: set[str] = set()
-    with _progress(quiet) as progress:
-        task = progress.add_task("kgbuild run", total=total, words=0)
+
+    def with_fresh() -> Iterator[tuple[list[Document], list[Document]]]:
+        """(batch, the documents of it that the cache could not serve)."""
         for batch in batched(documents(), config.batch_size):
             seen.update(d.id for d in batch)
-            fresh = [d for d in batch if cache is None or not cache.restore(d)]
-            pipeline.process(fresh, LOCAL_STAGES)
+            yield batch, [d for d in batch if cache is None or not cache.restore(d)]
+
+    def processed() -> Iterator[tuple[list[Document], list[Document]]]:
+        if workers <= 1:
+            for batch, fresh in with_fresh():
+                yield batch, pipeline.process(fresh, LOCAL_STAGES)
+            return
+        from kgbuild.parallel import LocalWorkers
+
+        pool = LocalWorkers(config, LOCAL_STAGES, workers)
+        try:
+            for batch, fresh in pool.map(with_fresh()):
+                done = {d.id: d for d in fresh}  # the workers' copies replace the sent ones
+                yield [done.get(d.id, d) for d in batch], fresh
+        finally:
+            pipeline.seconds.update(pool.seconds)
+            pool.close()
+
+    with _progress(quiet) as progress:
+        task = progress.add_task("kgbuild run", total=total, words=0)
+        for batch, fresh in processed():
             if cache is not None:
                 cache.store(fresh)  # before linking, which rewrites mention types and keys
             pipeline.process(batch, ("linking",))

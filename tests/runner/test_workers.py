@@ -1,0 +1,12 @@
+"""--workers N runs the document-local stages in N processes and builds the same graph."""
+
+from kgbuild.graph.export import canonical_nquads
+from kgbuild.runner import run
+
+
+def test_two_workers_build_the_same_graph_as_one_process(tmp_path, pipeline, sample_corpus):
+    one = run(sample_corpus, tmp_path / "one", pipeline=pipeline, use_cache=False)
+    two = run(sample_corpus, tmp_path / "two", pipeline=pipeline, use_cache=False, workers=2)
+    assert two.documents == one.documents and two.facts == one.facts
+    assert canonical_nquads(tmp_path / "two") == canonical_nquads(tmp_path / "one")
+    assert two.seconds["ner"] > 0  # worker stage times are reported
