@@ -247,6 +247,82 @@ def eval_linkpred(
 
 
 @app.command()
+def embed(
+    out: Path = typer.Argument(..., help="output folder of a run"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="rotate, complex, transe, tucker, distmult or any PyKEEN model (default: by graph size)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs to train (early stopping on validation MRR usually ends sooner)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    seed: int = typer.Option(0, "--seed", help="random seed of the split and the training"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+) -> None:
+    """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
+    from kgbuild.embed import train_embeddings
+
+    result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet)
+    m = result.metrics
+    scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
+              else "graph too small for a validation split")
+    typer.echo(
+        f"{result.config.model}: {result.entities} entities, {result.relations} relations, "
+        f"{result.training_triples} training / {result.validation_triples} validation facts; "
+        f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}; "
+        f"{scores} -> {Path(out) / 'embeddings'}"
+    )
+
+
+@app.command()
+def predict(
+    out: Path = typer.Argument(..., help="output folder of a run, embedded with `kgbuild embed`"),
+    head: Optional[str] = typer.Option(None, "--head", help="entity name, alias or IRI: predict its tails"),
+    tail: Optional[str] = typer.Option(None, "--tail", help="entity name, alias or IRI: predict its heads"),
+    relation: str = typer.Option(..., "--relation", "-r", help='relation label ("place of birth"), id (P19) or IRI'),
+    top: int = typer.Option(10, "--top", "-n", min=1, help="how many candidates"),
+    write: bool = typer.Option(False, "--write", help="add the new top candidates to the named graph <base>graph/predicted"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Rank the missing tail (--head) or head (--tail) of a relation with the trained embeddings."""
+    from dataclasses import asdict
+
+    from kgbuild.embed import predict as run_predict
+
+    result = run_predict(out, head=head, relation=relation, tail=tail, top=top, write=write)
+    if as_json:
+        typer.echo(json.dumps(asdict(result), indent=2))
+        return
+    query = (f"({result.query_label}, {result.relation_label}, ?)" if result.target == "tail"
+             else f"(?, {result.relation_label}, {result.query_label})")
+    typer.echo(query)
+    for c in result.candidates:
+        mark = "  [in graph]" if c.known else ""
+        typer.echo(f"{c.rank:3d}. {c.score:9.3f}  {c.label}  <{c.iri}>{mark}")
+    if write:
+        typer.echo(f"wrote {result.written} prediction(s) to <{result.graph}>")
+
+
+@eval_app.command("linkpred")
+def eval_linkpred(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="nations, umls or kinships (inside pykeen)"),
+    train: Optional[Path] = typer.Option(None, "--train", help="training triples, tab-separated"),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="validation triples (early stopping)"),
+    test: Optional[Path] = typer.Option(None, "--test", help="test triples (default: report on --valid)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="PyKEEN model (default: kgbuild's default)"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs to train"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of loss and validation curves (default: linkpred-DATASET-MODEL.png)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
+    from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, result_json
+
+    name = dataset or (train.stem if train else "data")
+    plot = plot or Path(f"linkpred-{name}-{(model or 'default').lower()}.png")
+    result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
+                               device=device, seed=seed, plot=plot)
+    typer.echo(result_json(result) if as_json else format_linkpred(result))
+
+
+@app.command()
 def version() -> None:
     """Print kgbuild's version."""
     from kgbuild import __version__

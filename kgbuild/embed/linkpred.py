@@ -1,0 +1,153 @@
+"""Link-prediction benchmarks: train a model exactly as `kgbuild embed` does on a published split
+(Nations, UMLS, Kinships ship inside pykeen; any train / valid / test TSV files), and report
+filtered both-sides MRR and Hits@1/3/10 from PyKEEN's RankBasedEvaluator, with a PNG of the
+loss and validation curves."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgbuild.embed.presets import TrainConfig, default_config
+from kgbuild.embed.train import Curves, fit
+from kgbuild.errors import KgbuildError
+
+# The datasets that ship inside pykeen (files under pykeen/datasets/<name>/; Nations, UMLS and
+# Kinships from Kok & Domingos 2007, as split by the ConvE repository of Dettmers et al. 2018).
+DATASETS = ("nations", "umls", "kinships")
+
+
+@dataclass
+class LinkPredResult:
+    """One benchmark run."""
+
+    dataset: str  # dataset name, or "train.txt" for TSV files
+    split: str  # "test", or "valid" when no test file was given
+    config: TrainConfig  # the model and settings trained
+    entities: int
+    relations: int
+    training_triples: int
+    evaluation_triples: int  # triples ranked (both sides each)
+    metrics: dict[str, float]  # filtered both-sides mrr, hits@1, hits@3, hits@10
+    epochs: int  # epochs run
+    best_epoch: int | None  # epoch whose weights were evaluated
+    seconds: float  # training + evaluation wall time
+    device: str
+    seed: int
+    curves: Curves = field(default_factory=Curves)
+    plot: str | None = None  # path of the PNG
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_dataset(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
+                 test: str | Path | None = None, inverse_triples: bool = True):
+    """(name, training, validation, testing) TriplesFactories; testing is None when only train
+    and valid files are given (the FB15k-237 and WN18RR copies here have no test file)."""
+    from pykeen.datasets import Kinships, Nations, PathDataset, UMLS
+
+    if dataset is not None:
+        classes = {"nations": Nations, "umls": UMLS, "kinships": Kinships}
+        key = dataset.lower()
+        if key not in classes:
+            raise KgbuildError(f"unknown dataset {dataset!r}", hint=f"use one of: {', '.join(DATASETS)}, or --train/--valid/--test")
+        ds = classes[key](create_inverse_triples=inverse_triples)
+        return key, ds.training, ds.validation, ds.testing
+    if train is None or valid is None:
+        raise KgbuildError("give --dataset, or --train and --valid (and --test) files",
+                           hint="files hold one tab-separated head, relation, tail per line")
+    for path in (train, valid, test):
+        if path is not None and not Path(path).is_file():
+            raise KgbuildError(f"{path} not found", hint="pass tab-separated triple files")
+    ds = PathDataset(training_path=train, testing_path=test if test is not None else valid,
+                     validation_path=valid, create_inverse_triples=inverse_triples)
+    testing = ds.testing if test is not None else None
+    return Path(train).name, ds.training, ds.validation, testing
+
+
+def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
+                      test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
+                      device: str = "auto", seed: int = 0, plot: str | Path | None = None,
+                      config: TrainConfig | None = None, quiet: bool = True) -> LinkPredResult:
+    """Train on the training split, stop early on validation MRR, and rank the test triples
+    (the validation triples when there is no test file) against every entity, both sides,
+    filtering all known true triples. Writes the curves to `plot` (a .png path) when given."""
+    from kgbuild.device import resolve_device
+
+    probe = config or default_config(model, 10**9, epochs)
+    name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
+    config = config or default_config(model, training.num_triples, epochs)
+    t0 = time.perf_counter()
+    fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet)
+    evaluated = testing if testing is not None else validation
+    result = LinkPredResult(
+        dataset=name,
+        split="test" if testing is not None else "valid",
+        config=config,
+        entities=training.num_entities,
+        relations=training.real_num_relations if hasattr(training, "real_num_relations") else training.num_relations,
+        training_triples=training.num_triples,
+        evaluation_triples=evaluated.num_triples,
+        metrics={k: round(v, 4) for k, v in fitted.metrics.items()},
+        epochs=len(fitted.curves.losses),
+        best_epoch=fitted.curves.best_epoch,
+        seconds=round(time.perf_counter() - t0, 1),
+        device=str(resolve_device(device)),
+        seed=seed,
+        curves=fitted.curves,
+    )
+    if plot is not None:
+        result.plot = str(plot_curves(result, plot))
+    return result
+
+
+def plot_curves(result: LinkPredResult, path: str | Path) -> Path:
+    """A PNG with the training loss per epoch (left axis) and validation MRR (right axis)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    curves = result.curves
+    ax.plot(range(1, len(curves.losses) + 1), curves.losses, color="tab:blue", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color="tab:blue")
+    if curves.validation_mrr:
+        right = ax.twinx()
+        right.plot(curves.validation_epochs, curves.validation_mrr, "o-", color="tab:orange", label="validation MRR")
+        right.set_ylabel("validation MRR (filtered)", color="tab:orange")
+        right.set_ylim(0, 1)
+        if curves.best_epoch:
+            ax.axvline(curves.best_epoch, color="gray", linestyle="--", linewidth=1)
+    m = result.metrics
+    ax.set_title(f"{result.config.model} on {result.dataset}: {result.split} MRR {m.get('mrr', float('nan')):.3f}, "
+                 f"Hits@10 {m.get('hits@10', float('nan')):.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def format_linkpred(result: LinkPredResult) -> str:
+    m = result.metrics
+    lines = [
+        f"{result.config.model} on {result.dataset} ({result.entities} entities, {result.relations} relations, "
+        f"{result.training_triples} training triples)",
+        f"{result.split}: {result.evaluation_triples} triples, filtered both-sides ranking",
+        f"  MRR {m['mrr']:.4f}   Hits@1 {m['hits@1']:.4f}   Hits@3 {m['hits@3']:.4f}   Hits@10 {m['hits@10']:.4f}",
+        f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, seed {result.seed}",
+    ]
+    if result.plot:
+        lines.append(f"curves: {result.plot}")
+    return "\n".join(lines) + "\n"
+
+
+def result_json(result: LinkPredResult) -> str:
+    return json.dumps(result.to_dict(), indent=2)

@@ -1,0 +1,327 @@
+"""The embedding stage: the graph's entity-to-entity facts -> a PyKEEN model trained with early
+stopping on validation MRR, saved with its id maps under OUT/embeddings/."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgbuild.embed.graph import read_graph
+from kgbuild.embed.presets import TrainConfig, default_config
+from kgbuild.errors import GraphError, KgbuildError
+
+EMBEDDINGS_DIR = "embeddings"
+SUMMARY = "summary.json"
+WEIGHTS = "model.pt"
+ENTITIES = "entities.tsv"
+RELATIONS = "relations.tsv"
+TRAINING = "training.tsv"
+VALIDATION = "validation.tsv"
+METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+# Below this many facts a validation split would leave too little to train on; the model then
+# trains for the full epochs and reports no validation figures.
+MIN_TRIPLES_FOR_VALIDATION = 20
+# Graphs with fewer training triples train on one CPU thread.
+SMALL_GRAPH = 5000
+
+
+class EmbeddingError(KgbuildError):
+    """The graph cannot be embedded, or saved embeddings cannot be read."""
+
+
+@dataclass
+class Curves:
+    """How training went: what `kgbuild eval linkpred` plots."""
+
+    losses: list[float] = field(default_factory=list)  # training loss per epoch
+    validation_epochs: list[int] = field(default_factory=list)  # epochs at which validation ran
+    validation_mrr: list[float] = field(default_factory=list)  # filtered MRR at those epochs
+    best_epoch: int | None = None  # epoch whose weights were kept
+    stopped_early: bool = False  # validation MRR stopped improving before the last epoch
+
+
+@dataclass
+class FitResult:
+    model: Any  # the trained pykeen Model, best validation weights
+    curves: Curves
+    metrics: dict[str, float]  # filtered both-sides metrics on the evaluation triples
+    seconds: float  # training and evaluation time
+
+
+def fit(training, validation, testing, config: TrainConfig, device: str = "auto", seed: int = 0,
+        quiet: bool = True, filter_triples: list | None = None) -> FitResult:
+    """Train `config` on the `training` TriplesFactory with PyKEEN's pipeline, stop early on
+    validation MRR, keep the best weights and evaluate them on `testing` (filtered, both sides).
+
+    `validation` may be None (tiny graphs): no early stopping and no metrics then."""
+    import torch
+    from pykeen.evaluation import RankBasedEvaluator
+    from pykeen.pipeline import pipeline
+
+    from kgbuild.device import resolve_device
+
+    torch_device = resolve_device(device)
+    if quiet:
+        logging.getLogger("pykeen").setLevel(logging.ERROR)
+        logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
+    slcwa = config.training_loop == "slcwa"
+    training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
+    if not slcwa and config.label_smoothing:
+        training_kwargs["label_smoothing"] = config.label_smoothing
+    with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
+        best_path = Path(tmp) / "best.pt"
+        stopper_kwargs = None
+        if validation is not None:
+            stopper_kwargs = dict(frequency=config.eval_every, patience=config.patience, metric="mrr",
+                                  relative_delta=0.002, best_model_path=best_path,
+                                  clean_up_checkpoint=False, evaluation_batch_size=None)
+        t0 = time.perf_counter()
+        # PyKEEN runs gc.collect() after every epoch; over the objects of torch and pykeen that
+        # costs ~0.3 s, far more than an epoch of a small graph. Freezing what exists now
+        # leaves only the training's own objects to collect.
+        gc.freeze()
+        warnings.filterwarnings("ignore", message=".*pin_memory.*")
+        threads = torch.get_num_threads()
+        if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH:
+            # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
+            # busy cores).
+            torch.set_num_threads(1)
+        try:
+            result = pipeline(
+                training=training,
+                validation=validation,
+                testing=testing if testing is not None else validation if validation is not None else training,
+                model=config.model,
+                model_kwargs={"embedding_dim": config.embedding_dim, **config.model_kwargs},
+                loss=config.loss,
+                loss_kwargs=config.loss_kwargs or None,
+                training_loop=config.training_loop,
+                negative_sampler="basic" if slcwa else None,
+                negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,
+                optimizer="adam",
+                optimizer_kwargs={"lr": config.learning_rate},
+                epochs=config.epochs,
+                training_kwargs=training_kwargs,
+                stopper="early" if validation is not None else None,
+                stopper_kwargs=stopper_kwargs,
+                evaluator="rankbased",
+                device=torch_device,
+                random_seed=seed,
+                use_tqdm=not quiet,
+            )
+        finally:
+            gc.unfreeze()
+            torch.set_num_threads(threads)
+        model = result.model
+        stopper = result.stopper
+        curves = Curves(losses=[float(x) for x in result.losses])
+        if validation is not None:
+            results = list(getattr(stopper, "results", []))
+            curves.validation_mrr = [float(x) for x in results]
+            curves.validation_epochs = [config.eval_every * (i + 1) for i in range(len(results))]
+            curves.best_epoch = stopper.best_epoch
+            curves.stopped_early = bool(stopper.stopped)
+        else:
+            curves.best_epoch = len(curves.losses)
+        reloaded = False
+        if best_path.is_file() and curves.best_epoch != len(curves.losses):
+            # The pipeline evaluated the last weights; the best validation weights are the model.
+            model.load_state_dict(torch.load(best_path, map_location=torch_device, weights_only=True))
+            reloaded = True
+        metrics: dict[str, float] = {}
+        if validation is not None or testing is not None:
+            if reloaded:
+                target = testing if testing is not None else validation
+                filters = [training.mapped_triples] + [f.mapped_triples for f in (filter_triples or [])]
+                if validation is not None and target is not validation:
+                    filters.append(validation.mapped_triples)
+                evaluated = RankBasedEvaluator().evaluate(
+                    model, target.mapped_triples, additional_filter_triples=filters,
+                    batch_size=None, device=torch_device, use_tqdm=False)
+            else:
+                evaluated = result.metric_results
+            metrics = {name: float(evaluated.get_metric(name)) for name in METRICS}
+        seconds = time.perf_counter() - t0
+    model.eval()
+    return FitResult(model=model, curves=curves, metrics=metrics, seconds=seconds)
+
+
+@dataclass
+class EmbeddingResult:
+    """A trained embedding model of one graph, as saved under OUT/embeddings/."""
+
+    config: TrainConfig  # the settings it was trained with
+    entities: int  # entities with at least one fact (the model's entity ids)
+    relations: int  # relations used by those facts
+    training_triples: int  # facts trained on
+    validation_triples: int  # facts held out for early stopping (0: graph too small)
+    epochs: int  # epochs run
+    best_epoch: int | None  # epoch whose weights were kept
+    metrics: dict[str, float]  # filtered MRR and Hits@k on the validation facts (empty: no validation)
+    curves: Curves  # training loss and validation MRR per evaluation
+    seconds: float  # training time
+    device: str  # where it trained
+    seed: int  # random seed of the split and the training
+    base: str  # base IRI of the graph it was trained on
+    model: Any = field(default=None, repr=False, compare=False)  # the pykeen Model
+    training: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory: id maps
+    validation: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory or None
+
+    def summary(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k not in ("model", "training", "validation")}
+        return data
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the model weights, the id maps, the split and the summary into `directory`."""
+        import torch
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, directory / WEIGHTS)
+        _write_map(directory / ENTITIES, self.training.entity_to_id)
+        _write_map(directory / RELATIONS, self.training.relation_to_id)
+        _write_triples(directory / TRAINING, self.training)
+        if self.validation is not None:
+            _write_triples(directory / VALIDATION, self.validation)
+        elif (directory / VALIDATION).exists():
+            (directory / VALIDATION).unlink()
+        (directory / SUMMARY).write_text(json.dumps(self.summary(), indent=2) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "cpu") -> "EmbeddingResult":
+        """The embeddings saved in `directory` (OUT/embeddings), model rebuilt and ready to score."""
+        import torch
+        from pykeen.models import model_resolver
+
+        from kgbuild.device import resolve_device
+
+        directory = Path(directory)
+        if not (directory / SUMMARY).is_file() or not (directory / WEIGHTS).is_file():
+            raise EmbeddingError(f"no embeddings in {directory}", hint="run `kgbuild embed OUT` first")
+        data = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
+        config = TrainConfig(**data.pop("config"))
+        curves = Curves(**data.pop("curves"))
+        entity_to_id = _read_map(directory / ENTITIES)
+        relation_to_id = _read_map(directory / RELATIONS)
+        training = _factory(_read_triples(directory / TRAINING), entity_to_id, relation_to_id, config)
+        validation = None
+        if (directory / VALIDATION).is_file():
+            validation = _factory(_read_triples(directory / VALIDATION), entity_to_id, relation_to_id, config)
+        torch_device = resolve_device(device)
+        # The seed only silences PyKEEN's warning: the saved weights replace the initial ones.
+        model = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
+                                    triples_factory=training, random_seed=0)
+        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.to(torch_device)
+        model.eval()
+        return cls(config=config, curves=curves, model=model, training=training, validation=validation, **data)
+
+
+def embeddings_dir(out: str | Path) -> Path:
+    return Path(out) / EMBEDDINGS_DIR
+
+
+def split_triples(triples: list[tuple[str, str, str]], config: TrainConfig, seed: int,
+                  validation_ratio: float = 0.1):
+    """A seeded train / validation split of the labelled triples in which every entity and
+    relation of validation also occurs in training (PyKEEN's "cleanup" split moves any triple
+    that would strand one back into training)."""
+    import numpy as np
+    from pykeen.triples import TriplesFactory
+
+    array = np.asarray(triples, dtype=str).reshape(-1, 3)
+    factory = TriplesFactory.from_labeled_triples(array, create_inverse_triples=config.inverse_triples)
+    if len(triples) < MIN_TRIPLES_FOR_VALIDATION:
+        return factory, None
+    training, validation = factory.split([1.0 - validation_ratio, validation_ratio], random_state=seed,
+                                         method="cleanup")
+    if validation.num_triples == 0:
+        return factory, None
+    return training, validation
+
+
+def train_embeddings(out: str | Path, model: str | None = None, epochs: int | None = None,
+                     device: str = "auto", seed: int = 0, quiet: bool = True,
+                     config: TrainConfig | None = None) -> EmbeddingResult:
+    """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
+
+    `model` is any PyKEEN model name (rotate, complex, transe, tucker, distmult, ...; default:
+    complex); its settings come from kgbuild.embed.presets, scaled to the graph's size, unless
+    `config` gives them all."""
+    graph = read_graph(out)
+    if len(graph.triples) < 2:
+        raise GraphError(
+            f"the graph in {out} has {len(graph.triples)} fact(s) between entities; embeddings need more",
+            hint="build it from a larger corpus, or lower relations.threshold",
+        )
+    config = config or default_config(model, len(graph.triples), epochs)
+    training, validation = split_triples(graph.triples, config, seed)
+    from kgbuild.device import resolve_device
+
+    fitted = fit(training, validation, None, config, device=device, seed=seed, quiet=quiet)
+    result = EmbeddingResult(
+        config=config,
+        entities=training.num_entities,
+        relations=training.num_relations,
+        training_triples=training.num_triples,
+        validation_triples=validation.num_triples if validation is not None else 0,
+        epochs=len(fitted.curves.losses),
+        best_epoch=fitted.curves.best_epoch,
+        metrics=fitted.metrics if validation is not None else {},
+        curves=fitted.curves,
+        seconds=round(fitted.seconds, 2),
+        device=str(resolve_device(device)),
+        seed=seed,
+        base=graph.base,
+        model=fitted.model,
+        training=training,
+        validation=validation,
+    )
+    result.save(embeddings_dir(out))
+    return result
+
+
+def load_embeddings(out: str | Path, device: str = "cpu") -> EmbeddingResult:
+    """The embeddings that `train_embeddings` saved for the graph in `out`."""
+    return EmbeddingResult.load(embeddings_dir(out), device=device)
+
+
+def _factory(triples, entity_to_id, relation_to_id, config: TrainConfig):
+    import numpy as np
+    from pykeen.triples import TriplesFactory
+
+    return TriplesFactory.from_labeled_triples(
+        np.asarray(triples, dtype=str).reshape(-1, 3), entity_to_id=entity_to_id,
+        relation_to_id=relation_to_id, create_inverse_triples=config.inverse_triples)
+
+
+def _write_map(path: Path, mapping: dict[str, int]) -> None:
+    lines = [f"{i}\t{label}" for label, i in sorted(mapping.items(), key=lambda kv: kv[1])]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _read_map(path: Path) -> dict[str, int]:
+    mapping = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line:
+            i, label = line.split("\t", 1)
+            mapping[label] = int(i)
+    return mapping
+
+
+def _write_triples(path: Path, factory) -> None:
+    labeled = factory.triples
+    path.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in labeled), encoding="utf-8")
+
+
+def _read_triples(path: Path) -> list[tuple[str, str, str]]:
+    return [tuple(line.split("\t")) for line in path.read_text(encoding="utf-8").splitlines() if line]
