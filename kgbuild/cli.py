@@ -39,6 +39,7 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_cache: bool = typer.Option(False, "--no-cache", help="re-process every document, even unchanged ones"),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="processes for the ner and relations stages"),
+    kb: Optional[Path] = typer.Option(None, "--kb", help="knowledge base .jsonl to link entities to (owl:sameAs); same as --set linking.kb=FILE"),
 ) -> None:
     """Build the knowledge graph of every document under CORPUS into OUT.
 
@@ -50,6 +51,10 @@ def run(
         config.ingest.include = list(include)
     if exclude:
         config.ingest.exclude = list(exclude)
+    if kb is not None:
+        if not kb.is_file():
+            raise KgbuildError(f"knowledge base {kb} not found", hint="pass --kb FILE.jsonl (python -m kgbuild.linking.kb_convert makes one)")
+        config.linking.options["kb"] = str(kb)
     result = run_pipeline(corpus, out, config, quiet=quiet, use_cache=not no_cache, workers=workers)
     mentions = sum(result.mentions.values())
     typer.echo(
@@ -244,6 +249,40 @@ def eval_linkpred(
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
+
+
+@eval_app.command("kblink")
+def eval_kblink(
+    data: Path = typer.Argument(..., help="WebNLG 3.0 folder holding train/ and dev/, e.g. ../shared/data/webnlg/v3.0"),
+    split: str = typer.Option("dev", "--split", help="the split whose texts are linked"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many entries"),
+    holdout: float = typer.Option(0.0, "--holdout", help="share of the gold entities left out of the KB (their mentions should be NIL)"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Accuracy of linking the mentions of WebNLG texts to their DBpedia entities."""
+    from kgbuild.eval.linking import evaluate_kblink, format_kblink
+
+    result = evaluate_kblink(data, _config(pipeline, overrides, device), split=split, limit=limit, holdout=holdout)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_kblink(result))
+
+
+@eval_app.command("scale")
+def eval_scale(
+    data: Path = typer.Argument(..., help="FB15k-237 entity2wikidata.json (../shared/data/fb15k-237/)"),
+    entities: int = typer.Option(10000, "--entities", "-n", help="how many entities to link"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Time, peak memory and merge quality of linking N entities made from FB15k-237 labels."""
+    from kgbuild.eval.linking import format_scale, measure_scale
+
+    result = measure_scale(data, entities, _config(pipeline, overrides, device))
+    typer.echo(json.dumps(result, indent=2) if as_json else format_scale(result))
 
 
 @app.command()

@@ -78,6 +78,7 @@ class Entity:
     n_mentions: int = 0  # mentions linked to it, over the corpus
     documents: set[str] = field(default_factory=set)  # ids of the documents that mention it
     why: list[str] = field(default_factory=list)  # human-readable reasons for each merge
+    same_as: list[str] = field(default_factory=list)  # IRIs of the same thing in a knowledge base (owl:sameAs)
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ and the time and memory of cross-document linking at scale on FB15k-237 labels.
 
 from __future__ import annotations
 
+import re
 import resource
 import time
 from collections import Counter, defaultdict
@@ -198,3 +199,277 @@ def format_coref(result: dict[str, Any]) -> str:
         *[f"  {e}" for e in result["top_errors"]],
     ]
     return "\n".join(lines)
+
+
+# -- KB linking on WebNLG ----------------------------------------------------------------------
+_LITERAL = re.compile(r'^(?:["\d\-+.]|[\d.,\s]+$)')
+DBPEDIA = "http://dbpedia.org/resource/"
+
+
+def read_webnlg(folder: str | Path) -> list[dict[str, Any]]:
+    """Entries of every WebNLG XML file under `folder`: {"id", "entities" (DBpedia names of the
+    subjects and objects of its modified triples, literals left out), "subject" (the most frequent
+    subject), "texts"}."""
+    import xml.etree.ElementTree as ET
+
+    root = Path(folder)
+    files = sorted(root.rglob("*.xml"))
+    if not files:
+        from kgbuild.errors import CorpusError
+        raise CorpusError(f"no WebNLG XML under {root}",
+                          hint="get data/en/{train,dev} of github.com/WebNLG/challenge-2020 into ../shared/data/webnlg/v3.0")
+    out = []
+    for f in files:
+        for entry in ET.parse(f).getroot().iter("entry"):
+            ents: list[str] = []
+            subjects: Counter = Counter()
+            for t in entry.iter("mtriple"):
+                parts = [p.strip() for p in (t.text or "").split("|")]
+                if len(parts) != 3:
+                    continue
+                subjects[parts[0]] += 1
+                for x in (parts[0], parts[2]):
+                    if x and not _LITERAL.match(x) and x not in ents:
+                        ents.append(x)
+            texts = [lex.text.strip() for lex in entry.iter("lex") if lex.text and lex.text.strip()]
+            out.append({"id": f"{f.parent.name}/{f.stem}/{entry.get('eid')}", "entities": ents,
+                        "subject": subjects.most_common(1)[0][0] if subjects else "", "texts": texts})
+    return out
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").strip('"')
+
+
+def _aligner():
+    from rapidfuzz import fuzz
+
+    from kgbuild.linking.kb import _QUALIFIER
+    from kgbuild.linking.rules import normalise
+
+    def align_name(text: str, gold: list[str], min_score: float = 80.0) -> str | None:
+        """The gold entity a mention names: best string match among the entry's own entities."""
+        n = normalise(text)
+        best, best_score = None, min_score
+        for g in gold:
+            label = _label(g)
+            score = max(fuzz.ratio(n, normalise(label)), fuzz.ratio(n, normalise(_QUALIFIER.sub("", label))))
+            if score >= best_score:
+                best, best_score = g, score
+        return best
+
+    return align_name
+
+
+def evaluate_kblink(folder: str | Path, config: Any = None, split: str = "dev", limit: int | None = None,
+                    holdout: float = 0.0, seed: int = 0, device: str | None = None, ner: Any = None) -> dict[str, Any]:
+    """KB linking accuracy on WebNLG 3.0 (see module docstring). `holdout`: this share of the
+    split's gold entities is left out of the KB, so that their mentions must come out NIL."""
+    import json as _json
+    import random
+    import tempfile
+
+    from kgbuild.config import Config
+
+    config = config or Config()
+    root = Path(folder)
+    entries = read_webnlg(root / split)[:limit]
+    kb_names: list[str] = []
+    seen: set[str] = set()
+    for sub in ("train", "dev"):
+        if (root / sub).is_dir():
+            for e in read_webnlg(root / sub):
+                for name in e["entities"]:
+                    if name not in seen:
+                        seen.add(name)
+                        kb_names.append(name)
+    gold_names = sorted({n for e in entries for n in e["entities"]})
+    held = set(random.Random(seed).sample(gold_names, int(holdout * len(gold_names)))) if holdout else set()
+    with tempfile.TemporaryDirectory() as tmp:
+        kb_file = Path(tmp) / "webnlg_kb.jsonl"
+        with kb_file.open("w", encoding="utf-8") as fh:
+            for name in kb_names:
+                if name not in held:
+                    fh.write(_json.dumps({"id": DBPEDIA + name, "label": _label(name)}) + "\n")
+        options = {**config.linking.options, "kb": str(kb_file)}
+        from kgbuild import registry
+
+        linker = registry.build("linking", config.linking.backend, options, device=device or config.device)
+        ner_stage = ner or _build(config, ("ner",), device)[0]
+        docs, owners = [], []
+        for e in entries:
+            for k, text in enumerate(e["texts"]):
+                docs.append(Document(id=f"webnlg/{e['id']}/{k}", text=text))
+                owners.append(e)
+        t0 = time.perf_counter()
+        for s in range(0, len(docs), config.batch_size):
+            linker(ner_stage(docs[s : s + config.batch_size]))
+        entities, remap = linker.finalize()
+        seconds = time.perf_counter() - t0
+    by_key = {e.key: e for e in entities}
+    align_name = _aligner()
+    counts: Counter = Counter()
+    errors: Counter = Counter()
+    for doc, entry in zip(docs, owners):
+        for m in doc.mentions:
+            if m.type not in ("PER", "ORG", "LOC", "MISC") or not m.entity:
+                continue
+            entity = by_key.get(remap.get(m.entity, m.entity))
+            if m.kind == "pronoun":
+                target = align_name(entity.name, entry["entities"]) if entity else None
+                counts["pronouns"] += 1
+                counts["pronouns_subject"] += target == entry["subject"]
+                continue
+            counts["mentions"] += 1
+            gold = align_name(m.text, entry["entities"])
+            if gold is None:
+                continue
+            counts["aligned"] += 1
+            predicted = entity.same_as[0] if entity and entity.same_as else None
+            want = None if gold in held else DBPEDIA + gold
+            ok = predicted == want
+            counts["correct"] += ok
+            counts["nil_gold"] += want is None
+            counts["nil_correct"] += ok and want is None
+            if not ok:
+                errors[f"{m.text!r} -> {predicted.rsplit('/', 1)[-1] if predicted else 'NIL'} (gold {gold if want else 'NIL'})"] += 1
+    r = lambda a, b: round(100 * a / b, 2) if b else 0.0  # noqa: E731
+    in_kb = counts["aligned"] - counts["nil_gold"]
+    return {
+        "dataset": str(root / split), "entries": len(entries), "texts": len(docs), "kb_entries": len(kb_names) - len(held),
+        "holdout": holdout, "mentions": counts["mentions"], "aligned_mentions": counts["aligned"],
+        "accuracy": r(counts["correct"], counts["aligned"]),
+        "accuracy_in_kb": r(counts["correct"] - counts["nil_correct"], in_kb),
+        "accuracy_nil": r(counts["nil_correct"], counts["nil_gold"]),
+        "pronouns": counts["pronouns"], "pronouns_to_subject": r(counts["pronouns_subject"], counts["pronouns"]),
+        "seconds": round(seconds, 2),
+        "top_errors": [f"{k} x{v}" for k, v in errors.most_common(12)],
+    }
+
+
+def format_kblink(result: dict[str, Any]) -> str:
+    lines = [
+        f"WebNLG {result['dataset']}: {result['entries']} entries, {result['texts']} texts, KB of {result['kb_entries']} entities"
+        + (f" ({100 * result['holdout']:.0f}% of the gold entities held out: their mentions should be NIL)" if result["holdout"] else ""),
+        f"mentions aligned to a gold entity  {result['aligned_mentions']} of {result['mentions']}",
+        f"accuracy           {result['accuracy']:.2f}",
+        f"  entity in the KB {result['accuracy_in_kb']:.2f}",
+    ]
+    if result["holdout"]:
+        lines.append(f"  NIL              {result['accuracy_nil']:.2f}")
+    lines += [f"pronouns resolved to the entry's main subject  {result['pronouns_to_subject']:.2f} of {result['pronouns']}",
+              f"time               {result['seconds']:.1f} s (ner + linking)", "frequent errors:",
+              *[f"  {e}" for e in result["top_errors"]]]
+    return "\n".join(lines)
+
+
+# -- scale ---------------------------------------------------------------------------------
+def _perturb(name: str, rng) -> str:
+    """A spelling variant of a name: a typo, a dropped middle word or swapped words."""
+    words = name.split()
+    roll = rng.random()
+    if roll < 0.25 and len(words) >= 3:
+        return " ".join(words[:1] + words[2:])
+    if roll < 0.5 and len(words) == 2:
+        return f"{words[1]} {words[0]}"
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not long:
+        return name + " " + name.split()[-1] if False else name + "s"
+    i = rng.choice(long)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 1)
+    op = rng.random()
+    w = w[:j] + w[j + 1 :] if op < 0.4 else (w[:j] + w[j] + w[j:] if op < 0.7 else w[:j] + w[j + 1] + w[j] + w[j + 2 :])
+    words[i] = w
+    return " ".join(words)
+
+
+def scale_entities(path: str | Path, n: int, duplicate_share: float = 0.2, seed: int = 0) -> tuple[list[str], list[int]]:
+    """`n` entity names from FB15k-237 labels and the true entity of each: (1 - duplicate_share)
+    originals, the rest spelling variants of random originals. Beyond the 14,515 labels, an
+    original is two labels' words combined ("Denton Obama"), to reach 100,000 distinct names."""
+    import json as _json
+    import random
+
+    from kgbuild.linking.rules import normalise
+
+    p = Path(path)
+    if not p.is_file():
+        from kgbuild.errors import CorpusError
+        raise CorpusError(f"{p} not found", hint="get FB15k-237's entity2wikidata.json into ../shared/data/fb15k-237")
+    labels = list(dict.fromkeys(r["label"] for r in _json.loads(p.read_text(encoding="utf-8")).values() if r.get("label")))
+    rng = random.Random(seed)
+    n_orig = n - int(duplicate_share * n)
+    names, seen = [], set()
+    i = 0
+    while len(names) < n_orig:
+        if i < len(labels):
+            name = labels[i]
+        else:
+            a, b = rng.choice(labels), rng.choice(labels)
+            name = f"{a.split()[0]} {b.split()[-1]}"
+        i += 1
+        if normalise(name) and normalise(name) not in seen:
+            seen.add(normalise(name))
+            names.append(name)
+    truth = list(range(len(names)))
+    while len(names) < n:
+        k = rng.randrange(n_orig)
+        variant = _perturb(names[k], rng)
+        if normalise(variant) in seen:
+            continue
+        seen.add(normalise(variant))
+        names.append(variant)
+        truth.append(k)
+    return names, truth
+
+
+def measure_scale(path: str | Path, n: int, config: Any = None, device: str | None = None) -> dict[str, Any]:
+    """Time and peak memory of linking `n` entities (one single-mention document each, one
+    type, so one block: the hardest case) with the linking stage, and the quality of its
+    cross-document merges: pairwise precision and recall against the known variants."""
+    from kgbuild import registry
+    from kgbuild.config import Config
+    from kgbuild.model import Mention
+
+    config = config or Config()
+    names, truth = scale_entities(path, n)
+    linker = registry.build("linking", config.linking.backend, config.linking.options, device=device or config.device)
+    if hasattr(linker, "encoder"):
+        linker.encoder()  # model loading is not linking
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    docs = [Document(id=f"e{i}", text=name, mentions=[Mention(0, len(name), name, "MISC", "MISC", 0)])
+            for i, name in enumerate(names)]
+    linker(docs)
+    entities, remap = linker.finalize()
+    seconds = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pred = [remap.get(d.mentions[0].entity, d.mentions[0].entity) for d in docs]
+    # pairs among the predicted clusters vs the true ones
+    same_pred: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(pred):
+        same_pred[p].append(i)
+    tp = fp = 0
+    for members in same_pred.values():
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                if truth[members[x]] == truth[members[y]]:
+                    tp += 1
+                else:
+                    fp += 1
+    gold_pairs = sum(c * (c - 1) // 2 for c in Counter(truth).values())
+    return {
+        "entities_in": n, "entities_out": len(entities), "seconds": round(seconds, 2),
+        "peak_rss_mb": round(rss1 / 1024, 1), "rss_growth_mb": round((rss1 - rss0) / 1024, 1),
+        "merge_precision": round(100 * tp / (tp + fp), 2) if tp + fp else 0.0,
+        "merge_recall": round(100 * tp / gold_pairs, 2) if gold_pairs else 0.0,
+        "true_pairs": gold_pairs,
+    }
+
+
+def format_scale(result: dict[str, Any]) -> str:
+    return (f"{result['entities_in']:,} entities -> {result['entities_out']:,} after linking in {result['seconds']:.1f} s; "
+            f"peak RSS {result['peak_rss_mb']:.0f} MB (+{result['rss_growth_mb']:.0f} MB while linking); "
+            f"merges: precision {result['merge_precision']:.2f}, recall {result['merge_recall']:.2f} "
+            f"of {result['true_pairs']} true pairs")

@@ -155,6 +155,8 @@ def entity_quads(
             documents.add(doc_id)
         for reason in entity.why:
             yield Quad(node, kg(base, "mergeReason"), Literal(reason))
+        for iri in getattr(entity, "same_as", ()):
+            yield Quad(node, NamedNode(OWL + "sameAs"), NamedNode(iri))
     for doc_id in sorted(documents):
         yield from _document_quads(base, doc_id)
 

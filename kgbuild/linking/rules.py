@@ -76,7 +76,11 @@ class RuleLinker:
 
     def __init__(self, cross_document: bool = True, merge_first_names: bool = False,
                  aliases: bool = True, demonyms: bool = False, pronouns: bool = True,
-                 pronoun_window: int = 2, pronoun_strategy: str = "subject") -> None:
+                 pronoun_window: int = 2, pronoun_strategy: str = "subject", kb: str = "",
+                 kb_threshold: float = 0.6, kb_fuzzy_cutoff: float = 85.0, kb_dense_k: int = 5,
+                 kb_context_weight: float = 0.2, encoder: str = "auto", model: str = "auto",
+                 device: str = "auto", fuzzy_merge: bool = True, merge_neighbours: int = 10,
+                 merge_min_cosine: float = 0.6, merge_min_fuzzy: float = 92.0) -> None:
         self.cross_document = cross_document  # merge same-name entities across documents
         # a lone first name ("Marie") joins a full name: off by default, first names are shared widely
         self.merge_first_names = merge_first_names
@@ -88,12 +92,44 @@ class RuleLinker:
         if pronoun_strategy not in ("subject", "nearest"):
             raise ConfigError(f"linking.pronoun_strategy must be subject or nearest, got {pronoun_strategy!r}")
         self.pronoun_strategy = pronoun_strategy
+        # a KB .jsonl to link entities to (owl:sameAs); "" = none
+        self.kb_path = kb
+        self.kb_options = {"threshold": kb_threshold, "fuzzy_cutoff": kb_fuzzy_cutoff, "dense_k": kb_dense_k,
+                           "context_weight": kb_context_weight}
+        self.encoder_kind, self.model, self.device = encoder, model, device
+        # across documents, names that differ but embed close and spell alike merge (kgbuild.linking.crossdoc)
+        self.fuzzy_merge = fuzzy_merge and cross_document
+        self.merge_options = {"k": merge_neighbours, "min_cosine": merge_min_cosine, "min_fuzzy": merge_min_fuzzy}
+        self._encoder = None
+        self._kb = None
         self._entities: dict[str, Entity] = {}
         self._context: dict[str, list[str]] = defaultdict(list)  # entity key -> a few sentences
 
     def info(self) -> dict[str, Any]:
-        return {"cross_document": self.cross_document, "aliases": self.aliases, "demonyms": self.demonyms,
+        info = {"cross_document": self.cross_document, "aliases": self.aliases, "demonyms": self.demonyms,
                 "pronouns": self.pronouns}
+        if self.kb_path:
+            info["kb"] = {"path": str(self.kb_path), "entries": len(self.knowledge_base().entries)}
+        return info
+
+    def encoder(self):
+        """The MiniLM sentence encoder (kgbuild.relations.encoder), loaded on first use:
+        the full transformer on a GPU, its static distillation on a CPU."""
+        if self._encoder is None:
+            from kgbuild.device import resolve_device
+            from kgbuild.relations.encoder import load_encoder
+
+            device = resolve_device(self.device)
+            kind = self.encoder_kind if self.encoder_kind != "auto" else ("contextual" if device.type == "cuda" else "static")
+            self._encoder = load_encoder(kind, self.model, device, batch_size=256)
+        return self._encoder
+
+    def knowledge_base(self):
+        if self._kb is None and self.kb_path:
+            from kgbuild.linking.kb import KnowledgeBase, read_kb
+
+            self._kb = KnowledgeBase(read_kb(self.kb_path), self.encoder(), **self.kb_options)
+        return self._kb
 
     def __call__(self, docs: list[Document]) -> list[Document]:
         for doc in docs:
@@ -257,6 +293,76 @@ class RuleLinker:
                     target.documents |= e.documents
                     target.why.append(f"surname {e.name!r} matches only {target.name!r} in the corpus")
                     del self._entities[e.key]
+        if self.fuzzy_merge:
+            self._merge_similar(remap)
+        if self.kb_path:
+            self._link_kb(remap)
         for e in self._entities.values():
             e.aliases.discard(e.name)
         return sorted(self._entities.values(), key=lambda e: e.key), remap
+
+    def _merge(self, source: Entity, target: Entity, why: str, remap: dict[str, str]) -> None:
+        """Fold `source` into `target`; keys that pointed at source now point at target."""
+        for old, new in remap.items():
+            if new == source.key:
+                remap[old] = target.key
+        remap[source.key] = target.key
+        target.aliases.add(source.name)
+        target.aliases |= source.aliases
+        target.labels |= source.labels
+        target.n_mentions += source.n_mentions
+        target.documents |= source.documents
+        target.why.extend(source.why)
+        target.why.append(why)
+        target.same_as.extend(i for i in source.same_as if i not in target.same_as)
+        self._context[target.key].extend(self._context.pop(source.key, [])[:3])
+        del self._entities[source.key]
+
+    def _merge_similar(self, remap: dict[str, str]) -> None:
+        """Merge entities with similar names, candidate pairs found by ANN blocking."""
+        from kgbuild.linking.crossdoc import candidate_pairs
+
+        todo = [e for e in self._entities.values() if e.type in ("PER", "ORG", "LOC", "MISC")]
+        if len(todo) < 2:
+            return
+        vectors = self.encoder().encode([e.name for e in todo])
+        parent = list(range(len(todo)))
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        why: dict[int, list[str]] = defaultdict(list)
+        for pair in candidate_pairs(todo, vectors, **self.merge_options):
+            ra, rb = root(pair.a), root(pair.b)
+            if ra != rb:
+                # the entity with more mentions stays the canonical one
+                keep, drop = (ra, rb) if todo[ra].n_mentions >= todo[rb].n_mentions else (rb, ra)
+                parent[drop] = keep
+                why[drop].append(pair.why)
+        for i in range(len(todo)):
+            r = root(i)
+            if r != i:
+                self._merge(todo[i], todo[r], "; ".join(why[i]) or f"similar to {todo[r].name!r}", remap)
+
+    def _link_kb(self, remap: dict[str, str]) -> None:
+        """owl:sameAs to the best KB entry of each named entity, or NIL; entities linked to the
+        same entry become one."""
+        kb = self.knowledge_base()
+        todo = [e for e in self._entities.values() if e.type in ("PER", "ORG", "LOC", "MISC")]
+        links = kb.link_many([([e.name, *sorted(e.aliases)], e.type, self._context.get(e.key, [])) for e in todo])
+        by_iri: dict[str, Entity] = {}
+        for e, link in zip(todo, links):
+            if link.entry is None:
+                e.why.append(f"KB: {link.why}")
+                continue
+            e.why.append(f"KB: {link.why}")
+            if link.entry.id not in e.same_as:
+                e.same_as.append(link.entry.id)
+            first = by_iri.get(link.entry.id)
+            if first is None:
+                by_iri[link.entry.id] = e
+            elif first.type == e.type:
+                self._merge(e, first, f"{e.name!r} and {first.name!r} both link to {link.entry.id}", remap)
