@@ -1,0 +1,95 @@
+"""Training on more than one process (or GPU) through PyKEEN's PyTorch Lightning integration
+(pykeen.contrib.lightning): the same model and loss as `train_embeddings`, data-parallel with
+DDP. One process per GPU on a GPU machine; on the CPU it shows the same code path with gloo."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgbuild.embed.presets import TrainConfig
+from kgbuild.errors import KgbuildError
+
+
+@dataclass
+class LightningResult:
+    model: Any = field(repr=False)  # the trained pykeen Model (weights from rank 0)
+    processes: int  # processes that trained (DDP world size)
+    pids: list[int]  # their process ids, one per rank
+    epochs: int
+    seconds: float
+
+
+try:
+    import pytorch_lightning as pl
+except ImportError:  # pragma: no cover - reported by train_lightning
+    pl = None
+
+
+if pl is not None:
+
+    class _RankLog(pl.Callback):
+        """Records which processes took part: one file per rank holding its process id."""
+
+        def __init__(self, folder: str) -> None:
+            self.folder = folder
+
+        def on_train_start(self, trainer, pl_module) -> None:
+            Path(self.folder, f"rank{trainer.global_rank}").write_text(str(os.getpid()))
+
+
+def train_lightning(training, config: TrainConfig, validation=None, processes: int = 2,
+                    accelerator: str = "cpu", epochs: int | None = None, seed: int = 0) -> LightningResult:
+    """Train `config`'s model on the `training` TriplesFactory with `processes` DDP processes.
+
+    Each process sees its share of every epoch's batches and gradients are averaged, so one epoch
+    costs about 1/processes of the single-process time on as many devices."""
+    if pl is None:
+        raise KgbuildError("multi-process training needs pytorch-lightning", hint="pip install pytorch-lightning")
+    from pykeen.contrib.lightning import LCWALitModule, SLCWALitModule
+    from pykeen.datasets import EagerDataset
+
+    pl.seed_everything(seed, verbose=False)
+    dataset = EagerDataset(training=training, testing=validation or training, validation=validation)
+    module_kwargs: dict[str, Any] = dict(
+        dataset=dataset,
+        model=config.model,
+        model_kwargs={"embedding_dim": config.embedding_dim, "loss": config.loss,
+                      "loss_kwargs": config.loss_kwargs or None, "random_seed": seed, **config.model_kwargs},
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        optimizer="adam",
+    )
+    if config.training_loop == "slcwa":
+        module = SLCWALitModule(negative_sampler="basic",
+                                negative_sampler_kwargs={"num_negs_per_pos": config.negatives}, **module_kwargs)
+    else:
+        module = LCWALitModule(label_smoothing=config.label_smoothing, **module_kwargs)
+    with tempfile.TemporaryDirectory(prefix="kgbuild-lightning-") as tmp:
+        trainer = pl.Trainer(
+            accelerator=accelerator,
+            devices=processes,
+            # spawn, not the default ddp: ddp re-runs the calling script, which a notebook or a
+            # test runner cannot be.
+            strategy="ddp_spawn" if processes > 1 else "auto",
+            max_epochs=epochs or config.epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            callbacks=[_RankLog(tmp)],
+        )
+        t0 = time.perf_counter()
+        trainer.fit(module)
+        seconds = time.perf_counter() - t0
+        ranks = sorted(Path(tmp).glob("rank*"))
+        pids = [int(p.read_text()) for p in ranks]
+    module.model.eval()
+    # With spawn the trainer's counters stay in the children; the weights come back to `module`.
+    return LightningResult(model=module.model, processes=len(pids), pids=pids,
+                           epochs=epochs or config.epochs, seconds=round(seconds, 2))

@@ -1,0 +1,34 @@
+"""Data-parallel training through PyKEEN's PyTorch Lightning integration: two CPU processes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+pytest.importorskip("pytorch_lightning")
+
+from kgbuild.embed import read_graph  # noqa: E402
+from kgbuild.embed.lightning import train_lightning  # noqa: E402
+from kgbuild.embed.presets import default_config  # noqa: E402
+from kgbuild.embed.train import split_triples  # noqa: E402
+
+
+def test_two_processes_train_one_model_on_the_cpu(embedded):
+    out, _ = embedded
+    graph = read_graph(out)
+    config = default_config("rotate", len(graph.triples))
+    training, _ = split_triples(graph.triples, config, seed=0)
+
+    result = train_lightning(training, config, processes=2, accelerator="cpu", epochs=5, seed=0)
+
+    assert result.processes == 2
+    assert len(set(result.pids)) == 2 and os.getpid() not in result.pids
+    # The weights trained in the children come back: they differ from a fresh model's.
+    from pykeen.models import model_resolver
+
+    fresh = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim}, triples_factory=training,
+                                random_seed=0)
+    trained = dict(result.model.state_dict())
+    assert any(not torch.allclose(trained[k], v) for k, v in fresh.state_dict().items())
