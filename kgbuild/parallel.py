@@ -40,6 +40,7 @@ class LocalWorkers:
     def __init__(self, config: Config, stages: tuple[str, ...], workers: int) -> None:
         # spawn, not fork: forking a process whose torch and BLAS thread pools are running can hang
         self._pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(config, stages))
+        self.size = workers
         self.window = 2 * workers
         self.seconds: dict[str, float] = {}
 

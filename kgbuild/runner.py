@@ -47,6 +47,7 @@ class Pipeline:
             stage_cfg = getattr(self.config, name)
             self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
         self.seconds: Counter = Counter()  # time spent in each stage
+        self._pool = None  # worker processes, started by workers()
 
     def process(self, docs: list[Document], stages: tuple[str, ...] = STAGE_ORDER) -> list[Document]:
         """Run the stages (default: all, in order) on one batch, checking each kept the contract."""
@@ -65,6 +66,22 @@ class Pipeline:
                 )
             docs = out
         return docs
+
+    def workers(self, n: int):
+        """A pool of `n` processes running the document-local stages, started once and kept
+        for later runs with this pipeline (their models load once)."""
+        from kgbuild.parallel import LocalWorkers
+
+        if self._pool is None or self._pool.size != n:
+            self.close()
+            self._pool = LocalWorkers(self.config, tuple(s for s in LOCAL_STAGES if s in self.stages), n)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def reset(self) -> None:
         """Start a new run: the linking stage forgets the entities of the last one."""
@@ -215,6 +232,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     seconds: Counter = Counter()  # wall time per stage; "load" is model loading
     result = RunResult(out=str(out), config=config.to_dict(), config_hash=config.hash(),
                        versions=_versions(), started=datetime.now(timezone.utc).isoformat())
+    own_pipeline = pipeline is None
     if pipeline is None:
         t = time.perf_counter()
         pipeline = Pipeline(config)
@@ -251,16 +269,16 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
             for batch, fresh in with_fresh():
                 yield batch, pipeline.process(fresh, LOCAL_STAGES)
             return
-        from kgbuild.parallel import LocalWorkers
-
-        pool = LocalWorkers(config, LOCAL_STAGES, workers)
+        pool = pipeline.workers(workers)
+        pool.seconds.clear()
         try:
             for batch, fresh in pool.map(with_fresh()):
                 done = {d.id: d for d in fresh}  # the workers' copies replace the sent ones
                 yield [done.get(d.id, d) for d in batch], fresh
         finally:
             pipeline.seconds.update(pool.seconds)
-            pool.close()
+            if own_pipeline:
+                pipeline.close()
 
     with _progress(quiet) as progress:
         task = progress.add_task("kgbuild run", total=total, words=0)

@@ -57,9 +57,9 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
         corpus.mkdir()
         for i, text in enumerate(texts):
             (corpus / f"{i:06d}.txt").write_text(text, encoding="utf-8")
-        # warm-up: first calls pay for lazy initialisation on both sides
-        list(nlp.pipe(texts[:8], batch_size=batch))
-        run(corpus, Path(tmp, "warm"), pipeline=pipeline, use_cache=False)
+        # warm-up: first calls pay for lazy initialisation on both sides (and start the workers)
+        list(nlp.pipe(texts[:8], batch_size=batch, n_process=workers))
+        run(corpus, Path(tmp, "warm"), pipeline=pipeline, use_cache=False, workers=workers)
 
         spacy_s, kg_s = [], []
         for r in range(repeats):
@@ -70,6 +70,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
             result = run(corpus, Path(tmp, f"out{r}"), pipeline=pipeline, use_cache=False, workers=workers)
             kg_s.append(time.perf_counter() - t)
 
+    pipeline.close()
     spacy_wps = words / min(spacy_s)
     kg_wps = words / min(kg_s)
     return {

@@ -6,7 +6,10 @@ from kgbuild.runner import run
 
 def test_two_workers_build_the_same_graph_as_one_process(tmp_path, pipeline, sample_corpus):
     one = run(sample_corpus, tmp_path / "one", pipeline=pipeline, use_cache=False)
-    two = run(sample_corpus, tmp_path / "two", pipeline=pipeline, use_cache=False, workers=2)
+    try:
+        two = run(sample_corpus, tmp_path / "two", pipeline=pipeline, use_cache=False, workers=2)
+    finally:
+        pipeline.close()
     assert two.documents == one.documents and two.facts == one.facts
     assert canonical_nquads(tmp_path / "two") == canonical_nquads(tmp_path / "one")
     assert two.seconds["ner"] > 0  # worker stage times are reported
