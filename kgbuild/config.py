@@ -50,7 +50,7 @@ def _linking() -> StageConfig:
     return StageConfig("rules", {"cross_document": True, "merge_first_names": False, "aliases": True,
                                  "demonyms": False, "pronouns": True, "pronoun_window": 2,
                                  "pronoun_strategy": "subject", "fuzzy_merge": True, "merge_neighbours": 10,
-                                 "merge_min_cosine": 0.6, "merge_min_fuzzy": 92.0, "kb": "", "kb_threshold": 0.6,
+                                 "merge_min_cosine": 0.6, "merge_min_fuzzy": 92.0, "kb": "", "kb_threshold": 0.8,
                                  "kb_fuzzy_cutoff": 85.0, "kb_dense_k": 5, "kb_context_weight": 0.2,
                                  "encoder": "auto", "model": "auto"})
 

@@ -35,12 +35,13 @@ def candidate_pairs(entities: list[Entity], vectors: np.ndarray, k: int = 10, mi
     for i, e in enumerate(entities):
         by_type[e.type].append(i)
     names = [normalise(e.name) for e in entities]
+    initials = [acronym(e.name) for e in entities]
     out = []
     seen: set[tuple[int, int]] = set()
     for ids in by_type.values():
         if len(ids) < 2:
             continue
-        index = ann_index(vectors[ids])
+        index = ann_index(vectors[ids], exact_below=5000)
         scores, nbrs = index.search(np.ascontiguousarray(vectors[ids]), min(k + 1, len(ids)))
         for row, (srow, nrow) in enumerate(zip(scores, nbrs)):
             i = ids[row]
@@ -54,7 +55,7 @@ def candidate_pairs(entities: list[Entity], vectors: np.ndarray, k: int = 10, mi
                 a, b = names[i], names[j]
                 if not a or not b or a == b:
                     continue
-                if acronym(entities[i].name) == b.replace(" ", "") or acronym(entities[j].name) == a.replace(" ", ""):
+                if initials[i] == b.replace(" ", "") or initials[j] == a.replace(" ", ""):
                     out.append(MergePair(i, j, f"acronym: {entities[i].name!r} ~ {entities[j].name!r}"))
                     continue
                 if cos < min_cosine:

@@ -93,7 +93,7 @@ class KnowledgeBase:
     """Candidate generation and disambiguation over a list of KB entries."""
 
     def __init__(self, entries: list[KBEntry], encoder: Any = None, fuzzy_cutoff: float = 85.0,
-                 dense_k: int = 5, threshold: float = 0.6, context_weight: float = 0.2) -> None:
+                 dense_k: int = 5, threshold: float = 0.8, context_weight: float = 0.2) -> None:
         self.entries = entries
         self.encoder = encoder  # .encode(list[str]) -> L2-normalised float32 rows, or None: no dense candidates
         self.fuzzy_cutoff = fuzzy_cutoff

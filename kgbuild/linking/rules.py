@@ -77,7 +77,7 @@ class RuleLinker:
     def __init__(self, cross_document: bool = True, merge_first_names: bool = False,
                  aliases: bool = True, demonyms: bool = False, pronouns: bool = True,
                  pronoun_window: int = 2, pronoun_strategy: str = "subject", kb: str = "",
-                 kb_threshold: float = 0.6, kb_fuzzy_cutoff: float = 85.0, kb_dense_k: int = 5,
+                 kb_threshold: float = 0.8, kb_fuzzy_cutoff: float = 85.0, kb_dense_k: int = 5,
                  kb_context_weight: float = 0.2, encoder: str = "auto", model: str = "auto",
                  device: str = "auto", fuzzy_merge: bool = True, merge_neighbours: int = 10,
                  merge_min_cosine: float = 0.6, merge_min_fuzzy: float = 92.0) -> None:
@@ -299,13 +299,15 @@ class RuleLinker:
             self._link_kb(remap)
         for e in self._entities.values():
             e.aliases.discard(e.name)
+        for old in remap:  # a -> b -> c becomes a -> c
+            seen = {old}
+            while remap[old] in remap and remap[old] not in seen:
+                seen.add(remap[old])
+                remap[old] = remap[remap[old]]
         return sorted(self._entities.values(), key=lambda e: e.key), remap
 
     def _merge(self, source: Entity, target: Entity, why: str, remap: dict[str, str]) -> None:
-        """Fold `source` into `target`; keys that pointed at source now point at target."""
-        for old, new in remap.items():
-            if new == source.key:
-                remap[old] = target.key
+        """Fold `source` into `target` (chains in `remap` are resolved at the end of finalize)."""
         remap[source.key] = target.key
         target.aliases.add(source.name)
         target.aliases |= source.aliases
