@@ -40,6 +40,7 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="re-process every document, even unchanged ones"),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="processes for the ner and relations stages"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="knowledge base .jsonl to link entities to (owl:sameAs); same as --set linking.kb=FILE"),
+    embed: bool = typer.Option(False, "--embed", help="then train link-prediction embeddings (as `kgbuild embed OUT`)"),
 ) -> None:
     """Build the knowledge graph of every document under CORPUS into OUT.
 
@@ -64,6 +65,11 @@ def run(
     )
     if result.reused or result.removed:
         typer.echo(f"reused {result.reused} unchanged document(s); {result.removed} removed since the last run")
+    if embed:
+        from kgbuild.embed import train_embeddings
+
+        summary = train_embeddings(out, device=config.device, quiet=quiet)
+        typer.echo(f"embeddings ({summary.config.model}, {summary.epochs} epochs) -> {Path(out) / 'embeddings'}")
     if result.skipped:
         typer.echo(f"skipped {len(result.skipped)} file(s); reasons in {Path(out) / 'run.json'}:")
         for s in result.skipped[:10]:

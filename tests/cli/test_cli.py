@@ -85,3 +85,10 @@ def test_run_include_glob_reads_only_matching_files(tmp_path):
     kgbuild("run", corpus, "-o", out, "--quiet", "--include", "*.txt", check=True)
     report = json.loads((out / "run.json").read_text())
     assert report["documents"] == 1 and report["config"]["ingest"]["include"] == ["*.txt"]
+
+
+def test_run_with_embed_trains_embeddings_after_the_graph(tmp_path, sample_corpus):
+    out = tmp_path / "out"
+    proc = kgbuild("run", sample_corpus, "-o", out, "--quiet", "--device", "cpu", "--embed", check=True)
+    assert "embeddings (" in proc.stdout
+    assert any((out / "embeddings").iterdir())
