@@ -14,7 +14,8 @@ def test_quickstart_notebook_executes_and_draws_the_graph(tmp_path):
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs), "no drawing of the graph"
+    pictures = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pictures) == 2, "expected a drawing of the graph and an embedding plot"
     text = "".join(o.get("text", "") for o in outputs)
-    assert "Marie Curie" in text and "facts" in text
+    assert "Marie Curie" in text and "facts" in text and "entities embedded" in text
     assert (tmp_path / "out" / "quickstart" / "run.json").is_file()
