@@ -20,6 +20,15 @@ app.add_typer(eval_app, name="eval")
 
 ConfigOpt = typer.Option(None, "--pipeline", "-p", help="pipeline TOML (default: built-in defaults = pipelines/default.toml)")
 SetOpt = typer.Option(None, "--set", help="override a config key, e.g. --set relations.threshold=0.6 (repeatable)")
+# Options shared by the benchmark commands.
+LimitOpt = typer.Option(None, "--limit", help="only this many documents")
+OffsetOpt = typer.Option(0, "--offset", help="skip this many documents first")
+DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda")
+JsonOpt = typer.Option(False, "--json", help="machine-readable output")
+
+
+def _emit(result: dict, as_json: bool, formatter) -> None:
+    _emit(result, as_json, formatter)
 
 
 def _config(pipeline: Optional[Path], overrides: Optional[list[str]], device: Optional[str] = None):
@@ -111,12 +120,12 @@ def export(
 @eval_app.command("redocred")
 def eval_redocred(
     data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
-    offset: int = typer.Option(0, "--offset", help="skip this many documents first"),
+    limit: Optional[int] = LimitOpt,
+    offset: int = OffsetOpt,
     pipeline: Optional[Path] = ConfigOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    device: Optional[str] = DeviceOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Entity-mention recall and relation P/R/F1 of the pipeline on Re-DocRED documents."""
     from kgbuild.eval.redocred import evaluate_redocred, format_report
@@ -124,26 +133,26 @@ def eval_redocred(
     if not data.is_file():
         raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
     result = evaluate_redocred(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+    _emit(result, as_json, format_report)
 
 
 @eval_app.command("speed")
 def eval_speed(
     data: Path = typer.Argument(..., help="a corpus folder, or a Re-DocRED JSON file for its texts"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
+    limit: Optional[int] = LimitOpt,
     threads: int = typer.Option(1, "--threads", help="CPU threads for both sides (1: one core)"),
     workers: int = typer.Option(1, "--workers", min=1, help="kgbuild --workers N against spaCy n_process=N"),
     pipeline: Optional[Path] = ConfigOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    device: Optional[str] = DeviceOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Words per second of the pipeline as a ratio to spaCy's nlp.pipe, same texts, same process."""
     from kgbuild.eval.speed import format_speed, measure_speed
 
     result = measure_speed(data, _config(pipeline, overrides, device), limit=limit, threads=threads,
                            workers=workers)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_speed(result))
+    _emit(result, as_json, format_speed)
 
 
 @eval_app.command("incremental")
@@ -153,24 +162,24 @@ def eval_incremental(
     threads: int = typer.Option(1, "--threads", help="CPU threads"),
     pipeline: Optional[Path] = ConfigOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Time to re-run after editing one document, as a fraction of the full run."""
     from kgbuild.eval.speed import format_incremental, measure_incremental
 
     result = measure_incremental(data, _config(pipeline, overrides), n_docs=docs, threads=threads)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_incremental(result))
+    _emit(result, as_json, format_incremental)
 
 
 @eval_app.command("coref")
 def eval_coref(
     data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="only this many documents"),
-    offset: int = typer.Option(0, "--offset", help="skip this many documents first"),
+    limit: Optional[int] = LimitOpt,
+    offset: int = OffsetOpt,
     pipeline: Optional[Path] = ConfigOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    device: Optional[str] = DeviceOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Within-document entity clustering (B-cubed, MUC, mention recall) on Re-DocRED."""
     from kgbuild.eval.linking import evaluate_coref, format_coref
@@ -178,7 +187,7 @@ def eval_coref(
     if not data.is_file():
         raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
     result = evaluate_coref(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_coref(result))
+    _emit(result, as_json, format_coref)
 
 
 @app.command()
@@ -213,7 +222,7 @@ def predict(
     relation: str = typer.Option(..., "--relation", "-r", help='relation label ("place of birth"), id (P19) or IRI'),
     top: int = typer.Option(10, "--top", "-n", min=1, help="how many candidates"),
     write: bool = typer.Option(False, "--write", help="add the new top candidates to the named graph <base>graph/predicted"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Rank the missing tail (--head) or head (--tail) of a relation with the trained embeddings."""
     from dataclasses import asdict
@@ -245,7 +254,7 @@ def eval_linkpred(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of loss and validation curves (default: linkpred-DATASET-MODEL.png)"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
     from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, result_json
@@ -264,15 +273,15 @@ def eval_kblink(
     limit: Optional[int] = typer.Option(None, "--limit", help="only this many entries"),
     holdout: float = typer.Option(0.0, "--holdout", help="share of the gold entities left out of the KB (their mentions should be NIL)"),
     pipeline: Optional[Path] = ConfigOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    device: Optional[str] = DeviceOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Accuracy of linking the mentions of WebNLG texts to their DBpedia entities."""
     from kgbuild.eval.linking import evaluate_kblink, format_kblink
 
     result = evaluate_kblink(data, _config(pipeline, overrides, device), split=split, limit=limit, holdout=holdout)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_kblink(result))
+    _emit(result, as_json, format_kblink)
 
 
 @eval_app.command("scale")
@@ -280,15 +289,15 @@ def eval_scale(
     data: Path = typer.Argument(..., help="FB15k-237 entity2wikidata.json (../shared/data/fb15k-237/)"),
     entities: int = typer.Option(10000, "--entities", "-n", help="how many entities to link"),
     pipeline: Optional[Path] = ConfigOpt,
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    device: Optional[str] = DeviceOpt,
     overrides: Optional[list[str]] = SetOpt,
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JsonOpt,
 ) -> None:
     """Time, peak memory and merge quality of linking N entities made from FB15k-237 labels."""
     from kgbuild.eval.linking import format_scale, measure_scale
 
     result = measure_scale(data, entities, _config(pipeline, overrides, device))
-    typer.echo(json.dumps(result, indent=2) if as_json else format_scale(result))
+    _emit(result, as_json, format_scale)
 
 
 @app.command()
