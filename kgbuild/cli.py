@@ -27,6 +27,11 @@ DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda")
 JsonOpt = typer.Option(False, "--json", help="machine-readable output")
 
 
+def _require_redocred(path: Path) -> None:
+    if not path.is_file():
+        raise KgbuildError(f"{path} not found", hint="pass the path of a Re-DocRED JSON file")
+
+
 def _emit(result: dict, as_json: bool, formatter) -> None:
     _emit(result, as_json, formatter)
 
@@ -130,8 +135,7 @@ def eval_redocred(
     """Entity-mention recall and relation P/R/F1 of the pipeline on Re-DocRED documents."""
     from kgbuild.eval.redocred import evaluate_redocred, format_report
 
-    if not data.is_file():
-        raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
+    _require_redocred(data)
     result = evaluate_redocred(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
     _emit(result, as_json, format_report)
 
@@ -184,8 +188,7 @@ def eval_coref(
     """Within-document entity clustering (B-cubed, MUC, mention recall) on Re-DocRED."""
     from kgbuild.eval.linking import evaluate_coref, format_coref
 
-    if not data.is_file():
-        raise KgbuildError(f"{data} not found", hint="pass the path of a Re-DocRED JSON file")
+    _require_redocred(data)
     result = evaluate_coref(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
     _emit(result, as_json, format_coref)
 

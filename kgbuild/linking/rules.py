@@ -284,15 +284,8 @@ class RuleLinker:
                     continue
                 fulls = by_word.get(words[0], [])
                 if len(fulls) == 1:
-                    target = fulls[0]
-                    remap[e.key] = target.key
-                    target.aliases.add(e.name)
-                    target.aliases |= e.aliases
-                    target.labels |= e.labels
-                    target.n_mentions += e.n_mentions
-                    target.documents |= e.documents
-                    target.why.append(f"surname {e.name!r} matches only {target.name!r} in the corpus")
-                    del self._entities[e.key]
+                    self._merge(e, fulls[0], f"surname {e.name!r} matches only {fulls[0].name!r} in the corpus",
+                                remap)
         if self.fuzzy_merge:
             self._merge_similar(remap)
         if self.kb_path:
