@@ -33,7 +33,7 @@ def _require_redocred(path: Path) -> None:
 
 
 def _emit(result: dict, as_json: bool, formatter) -> None:
-    _emit(result, as_json, formatter)
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else formatter(result))
 
 
 def _config(pipeline: Optional[Path], overrides: Optional[list[str]], device: Optional[str] = None):

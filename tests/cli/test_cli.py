@@ -92,3 +92,19 @@ def test_run_with_embed_trains_embeddings_after_the_graph(tmp_path, sample_corpu
     proc = kgbuild("run", sample_corpus, "-o", out, "--quiet", "--device", "cpu", "--embed", check=True)
     assert "embeddings (" in proc.stdout
     assert any((out / "embeddings").iterdir())
+
+
+def test_eval_command_prints_json_and_text(tmp_path):
+    doc = {"title": "Curie", "sents": [["Marie", "Curie", "was", "born", "in", "Warsaw", "."],
+                                       ["Curie", "moved", "to", "Paris", "."]],
+           "vertexSet": [[{"name": "Marie Curie", "sent_id": 0, "pos": [0, 2], "type": "PER"},
+                          {"name": "Curie", "sent_id": 1, "pos": [0, 1], "type": "PER"}],
+                         [{"name": "Warsaw", "sent_id": 0, "pos": [5, 6], "type": "LOC"}],
+                         [{"name": "Paris", "sent_id": 1, "pos": [3, 4], "type": "LOC"}]],
+           "labels": []}
+    data = tmp_path / "docs.json"
+    data.write_text(json.dumps([doc]), encoding="utf-8")
+    result = json.loads(kgbuild("eval", "coref", data, "--json", check=True).stdout)
+    assert result["documents"] == 1 and "b_cubed" in result
+    text = kgbuild("eval", "coref", data, check=True).stdout
+    assert "B-cubed" in text or "b-cubed" in text.lower()
