@@ -34,7 +34,9 @@ def stages_hash(config: Any, versions: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _pack(doc: Document) -> bytes:
+def pack(doc: Document) -> bytes:
+    """A document's document-local results (not its text), compact: what the cache keeps and
+    what workers send back."""
     data = {
         "sentences": [[s.start, s.end] for s in doc.sentences],
         "mentions": [asdict(m) for m in doc.mentions],
@@ -43,7 +45,8 @@ def _pack(doc: Document) -> bytes:
     return zlib.compress(json.dumps(data, separators=(",", ":")).encode(), 1)
 
 
-def _unpack(doc: Document, blob: bytes) -> Document:
+def unpack(doc: Document, blob: bytes) -> Document:
+    """Fill `doc` with the results `pack` saved."""
     data = json.loads(zlib.decompress(blob))
     doc.sentences = [Sentence(s, e) for s, e in data["sentences"]]
     doc.mentions = [Mention(**m) for m in data["mentions"]]
@@ -70,13 +73,15 @@ class DocumentCache:
         if row is None or row[0] != content_hash(doc.text) or row[1] != self.key:
             self.misses += 1
             return False
-        _unpack(doc, row[2])
+        unpack(doc, row[2])
         self.hits += 1
         return True
 
-    def store(self, docs: list[Document]) -> None:
-        """Save the results of freshly processed documents, in one transaction."""
-        rows = [(d.id, content_hash(d.text), self.key, _pack(d)) for d in docs]
+    def store(self, docs: list[Document], blobs: list[bytes] | None = None) -> None:
+        """Save the results of freshly processed documents, in one transaction; `blobs` are
+        their `pack`ed results when a worker already packed them."""
+        blobs = blobs if blobs is not None else [pack(d) for d in docs]
+        rows = [(d.id, content_hash(d.text), self.key, b) for d, b in zip(docs, blobs)]
         with self._db:
             self._db.executemany("INSERT OR REPLACE INTO docs VALUES (?, ?, ?, ?)", rows)
 

@@ -53,6 +53,8 @@ def run(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     no_cache: bool = typer.Option(False, "--no-cache", help="re-process every document, even unchanged ones"),
     workers: int = typer.Option(1, "--workers", "-w", min=1, help="processes for the ner and relations stages"),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local or ray: where ner and relations run (default: the config's engine)"),
+    address: Optional[str] = typer.Option(None, "--address", help="with --engine ray: the cluster to join, e.g. auto (default: start Ray here)"),
     kb: Optional[Path] = typer.Option(None, "--kb", help="knowledge base .jsonl to link entities to (owl:sameAs); same as --set linking.kb=FILE"),
     embed: bool = typer.Option(False, "--embed", help="then train link-prediction embeddings (as `kgbuild embed OUT`)"),
 ) -> None:
@@ -70,7 +72,8 @@ def run(
         if not kb.is_file():
             raise KgbuildError(f"knowledge base {kb} not found", hint="pass --kb FILE.jsonl (python -m kgbuild.linking.kb_convert makes one)")
         config.linking.options["kb"] = str(kb)
-    result = run_pipeline(corpus, out, config, quiet=quiet, use_cache=not no_cache, workers=workers)
+    result = run_pipeline(corpus, out, config, quiet=quiet, use_cache=not no_cache, workers=workers,
+                          engine=engine, address=address)
     mentions = sum(result.mentions.values())
     typer.echo(
         f"{result.documents} documents, {result.words:,} words, {mentions} mentions, "

@@ -15,6 +15,7 @@ from typing import Any
 from kgbuild.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -63,6 +64,8 @@ class Config:
     batch_size: int = 32
     # auto: CUDA when available, else CPU
     device: str = "auto"
+    # where ner and relations run: local (this machine, --workers) or ray (a Ray Data actor pool)
+    engine: str = "local"
     ingest: IngestConfig = field(default_factory=IngestConfig)
     ner: StageConfig = field(default_factory=_ner)
     relations: StageConfig = field(default_factory=_relations)
@@ -77,7 +80,7 @@ class Config:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-_TOP_KEYS = {"base_iri", "batch_size", "device"}
+_TOP_KEYS = {"base_iri", "batch_size", "device", "engine"}
 _STAGES = ("ner", "relations", "linking")
 
 
@@ -107,6 +110,8 @@ def from_dict(data: dict[str, Any]) -> Config:
         setattr(cfg, key, data[key])
     if cfg.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    if cfg.engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {cfg.engine!r}")
     if cfg.batch_size < 1:
         raise ConfigError(f"batch_size must be 1 or more, got {cfg.batch_size}")
     if "ingest" in data:

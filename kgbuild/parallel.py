@@ -1,36 +1,66 @@
 """`--workers N`: the document-local stages (ner, relations) run in N worker processes, each with
 its own models, while the main process reads the corpus, links and writes the graph. Batches come
-back in the order they were sent, so the graph is the same as with one process."""
+back in the order they were sent, so the graph is the same as with one process.
+
+Workers send back each document's results packed as the cache keeps them (kgbuild.cache.pack),
+not the document: the main process already has the text, and the cache stores the bytes as they
+come. The Ray engine (kgbuild.ray_engine) uses the same functions."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from kgbuild.cache import pack, unpack
 from kgbuild.config import Config
 from kgbuild.model import Document
 
 _worker_pipeline: Any = None
 
 
-def _init(config: Config, stages: tuple[str, ...]) -> None:
-    global _worker_pipeline
+def worker_pipeline(config: Config, stages: tuple[str, ...]) -> Any:
+    """The pipeline of one worker: only `stages`, on one core unless it has a GPU."""
     import torch
 
     torch.set_num_threads(1)  # one core per worker; more would oversubscribe the machine
     from kgbuild.runner import Pipeline
 
-    _worker_pipeline = Pipeline(config, stages=stages)
+    return Pipeline(config, stages=stages)
 
 
-def _process(docs: list[Document]) -> tuple[list[Document], dict[str, float]]:
-    _worker_pipeline.seconds.clear()
-    docs = _worker_pipeline.process(docs, tuple(_worker_pipeline.stages))
-    for d in docs:
-        d.parse = None  # large, and no later stage needs it: not worth sending back
-    return docs, dict(_worker_pipeline.seconds)
+def process_packed(pipeline: Any, docs: list[Document]) -> tuple[list[bytes], dict[str, float]]:
+    """Run a worker's stages on `docs`: their packed results, and seconds per stage."""
+    pipeline.seconds.clear()
+    docs = pipeline.process(docs, pipeline.names)
+    return [pack(d) for d in docs], dict(pipeline.seconds)
+
+
+def fill(docs: list[Document], blobs: list[bytes]) -> None:
+    """Put a worker's packed results into the main process's documents."""
+    for doc, blob in zip(docs, blobs, strict=True):
+        unpack(doc, blob)
+
+
+def to_row(doc: Document) -> dict[str, str]:
+    """A document as plain strings, for engines that ship data rather than objects (Ray)."""
+    return {"id": doc.id, "text": doc.text, "source": doc.source, "meta": json.dumps(doc.meta, default=str)}
+
+
+def from_row(row: dict[str, Any]) -> Document:
+    return Document(id=str(row["id"]), text=str(row["text"]), source=str(row["source"]),
+                    meta=json.loads(row["meta"]))
+
+
+def _init(config: Config, stages: tuple[str, ...]) -> None:
+    global _worker_pipeline
+    _worker_pipeline = worker_pipeline(config, stages)
+
+
+def _process(docs: list[Document]) -> tuple[list[bytes], dict[str, float]]:
+    return process_packed(_worker_pipeline, docs)
 
 
 class LocalWorkers:
@@ -44,22 +74,31 @@ class LocalWorkers:
         self.window = 2 * workers
         self.seconds: dict[str, float] = {}
 
-    def map(self, batches: Iterable[tuple[Any, list[Document]]]) -> Iterator[tuple[Any, list[Document]]]:
-        """(key, docs) pairs in, (key, processed docs) out, in the same order."""
+    def map(self, batches: Iterable[tuple[Any, list[Document]]]) -> Iterator[tuple[Any, list[Document], list[bytes]]]:
+        """(key, docs) pairs in; (key, the same docs filled with their results, the packed
+        results) out, in the same order."""
         pending: deque = deque()
         for key, docs in batches:
-            pending.append((key, self._pool.apply_async(_process, (docs,))))
+            job = self._pool.apply_async(_process, (docs,)) if docs else None
+            pending.append((key, docs, job))
             if len(pending) >= self.window:
                 yield self._finish(*pending.popleft())
         while pending:
             yield self._finish(*pending.popleft())
 
-    def _finish(self, key: Any, job: Any) -> tuple[Any, list[Document]]:
-        docs, seconds = job.get()
-        for name, s in seconds.items():
-            self.seconds[name] = self.seconds.get(name, 0.0) + s
-        return key, docs
+    def _finish(self, key: Any, docs: list[Document], job: Any) -> tuple[Any, list[Document], list[bytes]]:
+        if job is None:
+            return key, docs, []
+        blobs, seconds = job.get()
+        add_seconds(self.seconds, seconds)
+        fill(docs, blobs)
+        return key, docs, blobs
 
     def close(self) -> None:
         self._pool.terminate()
         self._pool.join()
+
+
+def add_seconds(total: dict[str, float], seconds: dict[str, float]) -> None:
+    for name, s in seconds.items():
+        total[name] = total.get(name, 0.0) + s

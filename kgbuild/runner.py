@@ -21,8 +21,8 @@ from typing import Any
 
 from kgbuild import registry
 from kgbuild.cache import DocumentCache, stages_hash
-from kgbuild.config import Config, load_config
-from kgbuild.errors import CorpusError, StageError
+from kgbuild.config import ENGINES, Config, load_config
+from kgbuild.errors import ConfigError, CorpusError, StageError
 from kgbuild.model import Document, Entity, Fact, Skipped
 
 STAGE_ORDER = ("ner", "relations", "linking")
@@ -33,21 +33,43 @@ _PACKAGES = ("kgbuild", "torch", "spacy", "transformers", "sentence-transformers
              "rdflib", "networkx")
 
 
+class _Stages(dict):
+    """Stage name -> backend instance; a stage not built yet is built on first access."""
+
+    def __init__(self, build) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, name: str) -> Any:
+        self[name] = stage = self._build(name)
+        return stage
+
+
 class Pipeline:
-    """The model stages, built from a config by name, applied to batches of documents."""
+    """The model stages, built from a config by name, applied to batches of documents.
+
+    With `preload` every stage's models load now; without, each stage loads on first use, so a
+    driver whose ner and relations run in workers (`--workers`, `--engine ray`) never loads them."""
 
     def __init__(self, config: Config | None = None, device: str | None = None,
-                 stages: tuple[str, ...] = STAGE_ORDER) -> None:
+                 stages: tuple[str, ...] = STAGE_ORDER, preload: bool = True) -> None:
         self.config = config or Config()
         self.device = device or self.config.device
-        self.stages: dict[str, Any] = {}
+        self.names = tuple(stages)
         for name in stages:  # all names checked before any model loads
             registry.get(name, getattr(self.config, name).backend)
-        for name in stages:
-            stage_cfg = getattr(self.config, name)
-            self.stages[name] = registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
+        self.stages: dict[str, Any] = _Stages(self._build)
+        if preload:
+            for name in stages:
+                self.stages[name]
         self.seconds: Counter = Counter()  # time spent in each stage
-        self._pool = None  # worker processes, started by workers()
+        self._pool = None  # worker processes or Ray actors, started by workers()
+
+    def _build(self, name: str) -> Any:
+        if name not in self.names:
+            raise KeyError(name)
+        stage_cfg = getattr(self.config, name)
+        return registry.build(name, stage_cfg.backend, stage_cfg.options, device=self.device)
 
     def process(self, docs: list[Document], stages: tuple[str, ...] = STAGE_ORDER) -> list[Document]:
         """Run the stages (default: all, in order) on one batch, checking each kept the contract."""
@@ -67,14 +89,22 @@ class Pipeline:
             docs = out
         return docs
 
-    def workers(self, n: int):
-        """A pool of `n` processes running the document-local stages, started once and kept
-        for later runs with this pipeline (their models load once)."""
-        from kgbuild.parallel import LocalWorkers
-
-        if self._pool is None or self._pool.size != n:
+    def workers(self, n: int, engine: str = "local", address: str | None = None):
+        """A pool running the document-local stages: `n` processes (engine "local",
+        kgbuild.parallel) or a Ray Data actor pool (engine "ray", kgbuild.ray_engine; `n` actors,
+        or one per GPU / CPU of the cluster when n is 1). Started once and kept for later runs
+        with this pipeline, so the models load once."""
+        stages = tuple(s for s in LOCAL_STAGES if s in self.names)
+        key = (engine, n, address)
+        if self._pool is None or self._pool.key != key:
             self.close()
-            self._pool = LocalWorkers(self.config, tuple(s for s in LOCAL_STAGES if s in self.stages), n)
+            if engine == "ray":
+                from kgbuild.ray_engine import RayWorkers
+                self._pool = RayWorkers(self.config, stages, n, address)
+            else:
+                from kgbuild.parallel import LocalWorkers
+                self._pool = LocalWorkers(self.config, stages, n)
+            self._pool.key = key
         return self._pool
 
     def close(self) -> None:
@@ -93,13 +123,28 @@ class Pipeline:
         return self.stages["linking"].finalize()
 
     def relation_labels(self) -> dict[str, str]:
+        if "relations" not in self.names:
+            return {}
+        cfg = self.config.relations
+        cls = registry.get("relations", cfg.backend)
+        if "relations" not in self.stages and hasattr(cls, "labels_for"):
+            return cls.labels_for(**cfg.options)  # without loading the stage's model
         stage = self.stages["relations"]
         return stage.labels() if hasattr(stage, "labels") else {}
 
     def info(self) -> dict[str, Any]:
-        return {name: {"backend": getattr(s, "backend_name", type(s).__name__),
-                       **(s.info() if hasattr(s, "info") else {})}
-                for name, s in self.stages.items()}
+        """Backend and model of each stage; a stage not loaded here (it runs in workers) is
+        described by its config."""
+        out = {}
+        for name in self.names:
+            if name in self.stages:
+                s = self.stages[name]
+                out[name] = {"backend": getattr(s, "backend_name", type(s).__name__),
+                             **(s.info() if hasattr(s, "info") else {})}
+            else:
+                cfg = getattr(self.config, name)
+                out[name] = {"backend": cfg.backend, **cfg.options, "loaded_in": "workers"}
+        return out
 
 
 @dataclass
@@ -201,7 +246,8 @@ def _progress(quiet: bool):
 
 def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None = None,
         device: str | None = None, quiet: bool = True, pipeline: Pipeline | None = None,
-        use_cache: bool = True, workers: int = 1) -> RunResult:
+        use_cache: bool = True, workers: int = 1, engine: str | None = None,
+        address: str | None = None) -> RunResult:
     """Build the knowledge graph of every document under `corpus` into the folder `out`.
 
     `config` is a Config, a path to a pipeline TOML, or None for the defaults. Files that
@@ -209,7 +255,8 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     A `pipeline` already built (models loaded) can be passed in to run several corpora.
     With `use_cache`, documents unchanged since the last run into the same `out` (same text,
     same ner and relations config) reuse their results (kgbuild.cache). `workers` > 1 runs the
-    ner and relations stages in that many processes (kgbuild.parallel)."""
+    ner and relations stages in that many processes (kgbuild.parallel). `engine` "ray" (default:
+    the config's `engine`) runs them on a Ray Data actor pool at `address` (kgbuild.ray_engine)."""
     from kgbuild.graph.store import facts_from_documents
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 
@@ -219,6 +266,12 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
         config = load_config(config)
     if device and device != config.device:
         config = dataclasses.replace(config, device=device)
+    engine = engine or config.engine
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        from kgbuild.ray_engine import import_ray
+        import_ray()  # a missing Ray is a one-line error before any work
     root = check_corpus(corpus)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -235,7 +288,8 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     own_pipeline = pipeline is None
     if pipeline is None:
         t = time.perf_counter()
-        pipeline = Pipeline(config)
+        # with workers or Ray the models load there, not here
+        pipeline = Pipeline(config, preload=engine == "local" and workers <= 1)
         seconds["load"] = time.perf_counter() - t
     else:
         pipeline.reset()
@@ -264,17 +318,16 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
             seen.update(d.id for d in batch)
             yield batch, [d for d in batch if cache is None or not cache.restore(d)]
 
-    def processed() -> Iterator[tuple[list[Document], list[Document]]]:
-        if workers <= 1:
+    def processed() -> Iterator[tuple[list[Document], list[Document], list[bytes] | None]]:
+        """(batch, its fresh documents, their packed results when a worker packed them)."""
+        if engine == "local" and workers <= 1:
             for batch, fresh in with_fresh():
-                yield batch, pipeline.process(fresh, LOCAL_STAGES)
+                yield batch, pipeline.process(fresh, LOCAL_STAGES), None
             return
-        pool = pipeline.workers(workers)
+        pool = pipeline.workers(workers, engine, address)
         pool.seconds.clear()
         try:
-            for batch, fresh in pool.map(with_fresh()):
-                done = {d.id: d for d in fresh}  # the workers' copies replace the sent ones
-                yield [done.get(d.id, d) for d in batch], fresh
+            yield from pool.map(with_fresh())
         finally:
             pipeline.seconds.update(pool.seconds)
             if own_pipeline:
@@ -282,9 +335,9 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
 
     with _progress(quiet) as progress:
         task = progress.add_task("kgbuild run", total=total, words=0)
-        for batch, fresh in processed():
+        for batch, fresh, blobs in processed():
             if cache is not None:
-                cache.store(fresh)  # before linking, which rewrites mention types and keys
+                cache.store(fresh, blobs)  # before linking, which rewrites mention types and keys
             pipeline.process(batch, ("linking",))
             for doc in batch:
                 result.documents += 1

@@ -87,6 +87,11 @@ class ZeroShotRelations:
     def labels(self) -> dict[str, str]:
         return self.schema.labels()
 
+    @classmethod
+    def labels_for(cls, schema: str = "", **_: Any) -> dict[str, str]:
+        """The relation labels this config would give, without loading the encoder."""
+        return load_schema(schema or None).labels()
+
     # -- preprocess / forward / postprocess ---------------------------------------------------
     def preprocess(self, doc: Document) -> DocPairs:
         return doc_pairs(doc, self._allowed, self.max_sentence_distance)
