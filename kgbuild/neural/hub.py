@@ -325,19 +325,22 @@ class Seq2SeqRelationExtractor:
             return []
         if self._count(text) <= budget:
             return [text]
-        pieces: list[str] = []
+        pieces: list[tuple[str, int]] = []  # (text, tokens)
         for sentence in _SENTENCE_END.split(text.strip()):
-            if self._count(sentence) <= budget:
-                pieces.append(sentence)
+            count = self._count(sentence)
+            if count <= budget:
+                pieces.append((sentence, count))
             else:
-                pieces.extend(self._cut_by_tokens(sentence, budget))
-        chunks: list[str] = []
-        for piece in pieces:  # pack neighbouring sentences while they fit
-            if chunks and self._count(chunks[-1] + " " + piece) <= budget:
-                chunks[-1] = chunks[-1] + " " + piece
+                pieces.extend((cut, self._count(cut)) for cut in self._cut_by_tokens(sentence, budget))
+        # Neighbouring sentences share a chunk while their token counts fit; the sum can be a token
+        # off the count of the joined text, which the truncation in _generate absorbs.
+        chunks: list[list] = []
+        for piece, count in pieces:
+            if chunks and chunks[-1][1] + count <= budget:
+                chunks[-1] = [chunks[-1][0] + " " + piece, chunks[-1][1] + count]
             else:
-                chunks.append(piece)
-        return chunks
+                chunks.append([piece, count])
+        return [chunk for chunk, _ in chunks]
 
     def _cut_by_tokens(self, sentence: str, budget: int) -> list[str]:
         enc = self.tokenizer(sentence, add_special_tokens=False, return_offsets_mapping=True)
