@@ -267,7 +267,7 @@ def parse_rebel(text: str, strip: tuple[str, ...] = ()) -> list[tuple[str, str, 
         else:
             piece = " ".join(piece.split())
             if state == "head":
-                head += (" " if head else "") + piece
+                head = piece
             elif state == "tail":
                 tail = piece
             elif state == "relation":
