@@ -170,7 +170,8 @@ def fact_quads(
     facts: Iterable[Fact], base: str, relation_labels: dict[str, str] | None = None
 ) -> Iterator[Quad]:
     """One triple per distinct (subject, relation, object) in the default graph, one statement
-    node per extraction, and a label for each relation used.
+    node per extraction (none for a fact with no document: a loaded knowledge-base triple), and
+    a label for each relation used.
 
     An extraction seen twice (same sentence, same extractor, e.g. two mention pairs of the same
     entities) keeps its highest confidence, so a statement node has exactly one of each value."""
@@ -179,6 +180,8 @@ def fact_quads(
     statements: dict[str, Fact] = {}
     for fact in facts:
         triples.add((fact.subject, fact.relation, fact.object))
+        if not fact.document:
+            continue  # a fact from a loaded knowledge base: asserted, with no extraction behind it
         iri = statement_iri(base, fact)
         seen = statements.get(iri)
         if seen is None or fact.confidence > seen.confidence:

@@ -87,7 +87,7 @@ def write_graph_data(
         entities=len(entities),
         facts=len({(f.subject, f.relation, f.object) for f in facts}),
         statements=len(
-            {(f.subject, f.relation, f.object, f.document, f.start, f.extractor) for f in facts}
+            {(f.subject, f.relation, f.object, f.document, f.start, f.extractor) for f in facts if f.document}
         ),
         quads=len(store),
     )

@@ -1,0 +1,362 @@
+"""Answering a question from the graph: topic entity -> the relation paths that fit the question
+-> the entities at their ends, each with the chain of facts that leads to it, the sentences those
+facts were extracted from, and the SPARQL query that retrieves the stated part.
+
+Where a hop of the best path has no fact in the graph, the link-prediction embeddings
+(OUT/embeddings, `kgbuild embed`) propose the missing entity, EmbedKGQA-style but hop by hop:
+the answer is then marked inferred, and scores lower than a stated one on the same path.
+
+    from kgbuild.qa import Answerer
+    qa = Answerer.open("out/sample")        # graph, scorer, embeddings and encoder, loaded once
+    result = qa.answer("Where was Marie Curie born?")"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kgbuild.embed.graph import GraphTriples
+from kgbuild.qa.index import GraphIndex, Path_
+from kgbuild.qa.scorer import PathScorer, QuestionEncoder, question_text
+from kgbuild.qa.topic import Topic, TopicFinder
+
+QA_DIR = "qa"  # OUT/qa: the trained path scorer `kgbuild train qa` saves for OUT
+TOP_PATHS = 3  # paths followed per question
+MIN_PATH_SHARE = 0.01  # a path scoring below this share of the best one is not followed
+PREDICT_PER_NODE = 5  # entities the embeddings propose for a missing hop of one entity
+PREDICT_NODES = 32  # entities per hop whose missing edges the embeddings fill (the best-scored)
+
+
+@dataclass
+class Source:
+    """A sentence a fact was extracted from."""
+
+    document: str  # the document's path in the corpus
+    sentence: str
+    confidence: float  # the extractor's confidence
+
+
+@dataclass
+class Step:
+    """One fact of an answer's chain."""
+
+    subject: str  # IRIs
+    relation: str
+    object: str
+    subject_label: str
+    relation_label: str
+    object_label: str
+    inferred: bool  # proposed by the embeddings, not in the graph
+    score: float = 1.0  # 1 for a stated fact; the embeddings' probability for an inferred one
+    sources: list[Source] = field(default_factory=list)  # evidence sentences (none for loaded KBs)
+
+
+@dataclass
+class Answer:
+    """One ranked answer."""
+
+    rank: int
+    iri: str
+    label: str
+    score: float  # path fit x chain confidence, in (0, 1]
+    stated: bool  # every fact of the chain is in the graph (False: inferred by the embeddings)
+    path: list[str]  # the relation path, relation labels, "^" marking a hop against a fact's direction
+    chain: list[Step]  # the facts from the topic to the answer
+    sparql: str  # the query that retrieves this path's stated answers, with the chain
+
+
+@dataclass
+class AskResult:
+    """The answers to one question."""
+
+    question: str
+    topic: str | None  # the topic entity's IRI; None: not in the graph
+    topic_label: str  # its name (or the words taken for it)
+    found: bool  # the topic is in the graph
+    message: str  # one line for people: what was found, or why nothing was
+    answers: list[Answer] = field(default_factory=list)  # best first
+    closest: list[str] = field(default_factory=list)  # names closest to an unknown topic
+    queries_run: list[str] = field(default_factory=list)  # the SPARQL queries executed (with a store)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Walk:
+    """The entities a path reaches, with how: per hop, each reached entity's parent."""
+
+    path: Path_
+    nodes: np.ndarray  # entity ids at the end
+    scores: np.ndarray  # chain confidence of each
+    inferred: np.ndarray  # some hop of its chain was inferred
+    levels: list[dict[int, tuple[int, bool, float]]]  # per hop: child -> (parent, inferred edge, edge score)
+
+
+class Answerer:
+    """A graph, a path scorer, an encoder and (optionally) embeddings and a store, loaded once."""
+
+    def __init__(self, graph: GraphTriples, scorer: PathScorer | None = None, encoder: QuestionEncoder | None = None,
+                 embeddings: Any = None, store: Any = None, max_hops: int = 3, device: str = "cpu") -> None:
+        self.index = GraphIndex(graph)
+        self.topics = TopicFinder(self.index)
+        self.scorer = scorer or PathScorer()
+        self._encoder = encoder
+        self.device = device
+        self.store = store
+        self.max_hops = max_hops
+        self.embeddings = None
+        if embeddings is not None:
+            self.use_embeddings(embeddings)
+
+    @classmethod
+    def open(cls, out: str | Path, scorer: str | Path | None = None, device: str = "cpu",
+             embeddings: bool = True) -> "Answerer":
+        """The answerer of output folder `out`: its store, OUT/qa's trained scorer if there is one
+        (else zero-shot, or the scorer folder given), OUT/embeddings if trained."""
+        from kgbuild.embed.graph import read_graph
+        from kgbuild.embed.train import embeddings_dir, load_embeddings
+        from kgbuild.graph.store import open_store
+
+        store = open_store(out, read_only=True)
+        scorer_dir = Path(scorer) if scorer else Path(out) / QA_DIR
+        path_scorer = PathScorer.load(scorer_dir) if (scorer or scorer_dir.is_dir()) else PathScorer()
+        emb = None
+        if embeddings and (embeddings_dir(out) / "summary.json").is_file():
+            emb = load_embeddings(out)
+        return cls(read_graph(store), path_scorer, embeddings=emb, store=store, device=device)
+
+    @property
+    def encoder(self) -> QuestionEncoder:
+        if self._encoder is None:
+            self._encoder = QuestionEncoder(self.scorer.model, device=self.device)
+        return self._encoder
+
+    def use_embeddings(self, emb: Any) -> None:
+        """Bridge missing hops with `emb` (an EmbeddingResult of this graph)."""
+        entity_to_id = emb.training.entity_to_id
+        self.embeddings = emb
+        self._emb_id = np.array([entity_to_id.get(iri, -1) for iri in self.index.entities], dtype=np.int64)
+        self._index_of_emb = np.full(max(entity_to_id.values()) + 1, -1, dtype=np.int64)
+        known = self._emb_id >= 0
+        self._index_of_emb[self._emb_id[known]] = np.flatnonzero(known)
+        self._relation_emb = {iri: emb.training.relation_to_id.get(iri) for iri in self.index.relations}
+
+    # -- answering ---------------------------------------------------------------------------
+    def topic(self, question: str) -> Topic:
+        return self.topics.find(question)
+
+    def answer(self, question: str, top: int = 5, vector: np.ndarray | None = None,
+               topic: Topic | None = None, run_queries: bool = True) -> AskResult:
+        """The ranked answers to `question` (see the module docstring). `vector` (the question's
+        encoding) and `topic` may be given when computed in bulk beforehand."""
+        t0 = time.perf_counter()
+        question = question.strip()
+        topic = topic or self.topic(question)
+        if topic.entity is None:
+            near = f"; closest names: {', '.join(topic.closest)}" if topic.closest else ""
+            return AskResult(question, None, topic.mention, False,
+                             f"{topic.mention!r} is not in the graph{near}", closest=topic.closest,
+                             seconds=time.perf_counter() - t0)
+        index = self.index
+        t = topic.entity
+        if vector is None:
+            vector = self.encoder.encode([question_text(question, topic.mention)])[0]
+        existing = [] if self.scorer.trained else index.paths_from(t, self.max_hops)
+        ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder,
+                                  top=TOP_PATHS)
+        ranked = [(p, s) for p, s in ranked if ranked and s >= MIN_PATH_SHARE * ranked[0][1]]
+        best: dict[int, tuple[float, bool, _Walk]] = {}
+        for path, path_score in ranked:
+            walk = self._walk(t, path)
+            for node, score, inferred in zip(walk.nodes.tolist(), walk.scores.tolist(), walk.inferred.tolist()):
+                total = path_score * score
+                if node not in best or total > best[node][0]:
+                    best[node] = (total, bool(inferred), walk)
+        order = sorted(best, key=lambda n: (-best[n][0], best[n][1], index.labels[n]))[:top]
+        result = AskResult(question, index.entities[t], index.labels[t], True, "")
+        for rank, node in enumerate(order, 1):
+            score, inferred, walk = best[node]
+            result.answers.append(Answer(
+                rank=rank, iri=index.entities[node], label=index.labels[node], score=round(score, 6),
+                stated=not inferred, path=[self._hop_text(h) for h in walk.path],
+                chain=self._chain(walk, node), sparql=path_query(index, t, walk.path)))
+        if self.store is not None and run_queries:
+            self._run_queries(result)
+        if not result.answers:
+            result.message = f"found {index.labels[t]!r}, but no path from it fits the question"
+        else:
+            result.message = f"topic {index.labels[t]!r}; {len(result.answers)} answer(s)"
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def _hop_text(self, hop: int) -> str:
+        label = self.index.relation_label(hop)
+        return f"^{label}" if hop % 2 else label
+
+    def _walk(self, topic: int, path: Path_) -> _Walk:
+        index = self.index
+        nodes = np.array([topic], dtype=np.int64)  # sorted, distinct
+        scores = np.ones(1)
+        inferred = np.zeros(1, dtype=bool)
+        levels = []
+        for hop in path:
+            children, child_scores, parents = index.expand(nodes, scores, hop)
+            edge_inferred = np.zeros(len(children), dtype=bool)
+            edge_scores = np.ones(len(children))
+            if self.embeddings is not None:
+                lacking = ~index.has_hop[nodes, hop]
+                if lacking.any():
+                    pc, pp, prob, parent_scores = self._predict(nodes[lacking], scores[lacking], hop)
+                    children = np.concatenate([children, pc])
+                    child_scores = np.concatenate([child_scores, parent_scores * prob])
+                    parents = np.concatenate([parents, pp])
+                    edge_inferred = np.concatenate([edge_inferred, np.ones(len(pc), dtype=bool)])
+                    edge_scores = np.concatenate([edge_scores, prob])
+                    keep = _best_per_child(children, child_scores, edge_inferred)
+                    children, child_scores, parents, edge_inferred, edge_scores = (
+                        children[keep], child_scores[keep], parents[keep], edge_inferred[keep], edge_scores[keep])
+            levels.append({c: (p, e, s) for c, p, e, s in zip(children.tolist(), parents.tolist(),
+                                                               edge_inferred.tolist(), edge_scores.tolist())})
+            inferred = inferred[np.searchsorted(nodes, parents)] | edge_inferred
+            nodes, scores = children, child_scores
+            if not len(nodes):
+                break
+        keep = nodes != topic
+        return _Walk(path, nodes[keep], scores[keep], inferred[keep], levels)
+
+    def _predict(self, nodes: np.ndarray, scores: np.ndarray, hop: int):
+        """Embedding proposals for the hop `hop` of `nodes` (the best-scored PREDICT_NODES):
+        (children, parents, probability of each, parent score). Candidates are the entities
+        that take this role in some fact (a film's director is someone who directed a film)."""
+        import torch
+
+        index = self.index
+        empty = np.zeros(0, dtype=np.int64)
+        rel = self._relation_emb.get(index.relations[hop // 2])
+        emb_ids = self._emb_id[nodes]
+        usable = emb_ids >= 0
+        if rel is None or not usable.any():
+            return empty, empty, np.zeros(0), np.zeros(0)
+        nodes, scores, emb_ids = nodes[usable], scores[usable], emb_ids[usable]
+        order = np.argsort(-scores, kind="stable")[:PREDICT_NODES]
+        nodes, scores, emb_ids = nodes[order], scores[order], emb_ids[order]
+        candidates = self._candidates(hop)
+        if not len(candidates):
+            return empty, empty, np.zeros(0), np.zeros(0)
+        model = self.embeddings.model
+        with torch.inference_mode():
+            if hop % 2 == 0:
+                batch = torch.as_tensor(np.stack([emb_ids, np.full(len(emb_ids), rel)], 1), dtype=torch.long)
+                raw = model.predict_t(batch)
+            else:
+                batch = torch.as_tensor(np.stack([np.full(len(emb_ids), rel), emb_ids], 1), dtype=torch.long)
+                raw = model.predict_h(batch)
+            raw = raw[:, torch.as_tensor(candidates[1])].float()
+            probs = torch.softmax(raw, dim=1)
+            k = min(PREDICT_PER_NODE, probs.shape[1])
+            top_p, top_i = probs.topk(k, dim=1)
+        children = candidates[0][top_i.numpy()]
+        parents = np.repeat(nodes, k)
+        return children.reshape(-1), parents, top_p.numpy().reshape(-1).astype(float), np.repeat(scores, k)
+
+    def _candidates(self, hop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(index ids, embedding ids) of the entities at the far end of some `hop` fact."""
+        cache = self.__dict__.setdefault("_candidate_cache", {})
+        if hop not in cache:
+            ids = np.flatnonzero(self.index.has_hop[:, hop ^ 1])
+            emb = self._emb_id[ids]
+            cache[hop] = (ids[emb >= 0], emb[emb >= 0])
+        return cache[hop]
+
+    def _chain(self, walk: _Walk, node: int) -> list[Step]:
+        index = self.index
+        steps = []
+        child = node
+        for depth in range(len(walk.levels) - 1, -1, -1):
+            parent, inferred, score = walk.levels[depth][child]
+            hop = walk.path[depth]
+            s, r, o = index.triple(parent, hop, child)
+            steps.append(Step(s, r, o, index.label_of(s), index.graph.label(r), index.label_of(o),
+                              inferred=inferred, score=round(float(score), 6)))
+            child = parent
+        return steps[::-1]
+
+    def _run_queries(self, result: AskResult) -> None:
+        """Run each answer path's query on the store (an answer is stated when the query returns
+        it) and fetch the evidence sentences of every stated fact of the chains."""
+        from kgbuild.graph.query import query
+
+        seen: dict[str, set[str]] = {}
+        for ans in result.answers:
+            if ans.sparql not in seen:
+                rows = query(self.store, ans.sparql).rows
+                seen[ans.sparql] = {row[0] for row in rows}
+                result.queries_run.append(ans.sparql)
+            ans.stated = ans.iri in seen[ans.sparql]
+        facts = {(st.subject, st.relation, st.object) for a in result.answers for st in a.chain if not st.inferred}
+        if not facts:
+            return
+        sparql = provenance_query(sorted(facts))
+        result.queries_run.append(sparql)
+        sources: dict[tuple[str, str, str], list[Source]] = {}
+        for s, p, o, doc, sentence, conf in query(self.store, sparql).rows:
+            sources.setdefault((s, p, o), []).append(Source(doc, sentence, float(conf or 0.0)))
+        for ans in result.answers:
+            for st in ans.chain:
+                st.sources = sources.get((st.subject, st.relation, st.object), [])
+
+
+def _best_per_child(children: np.ndarray, scores: np.ndarray, inferred: np.ndarray) -> np.ndarray:
+    """Positions of the best-scored occurrence of each distinct child (stated before inferred
+    on a tie), in child order."""
+    order = np.lexsort((inferred, -scores, children))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = children[order][1:] != children[order][:-1]
+    return order[first]
+
+
+def _term(iri: str) -> str:
+    """An IRI as a SPARQL term; pyoxigraph validates and escapes it, so no text reaches the
+    query except IRIs that exist in the graph."""
+    from pyoxigraph import NamedNode
+
+    return str(NamedNode(iri))
+
+
+def path_query(index: GraphIndex, topic: int, path: Path_) -> str:
+    """SPARQL for the stated answers of `path` from `topic`, with the entities in between."""
+    names = [f"?x{i}" for i in range(1, len(path))] + ["?answer"]
+    previous = _term(index.entities[topic])
+    lines = []
+    for hop, var in zip(path, names):
+        rel = _term(index.relations[hop // 2])
+        lines.append(f"  {var} {rel} {previous} ." if hop % 2 else f"  {previous} {rel} {var} .")
+        previous = var
+    head = " ".join(["?answer", *names[:-1]])
+    return (f"SELECT DISTINCT {head} WHERE {{\n" + "\n".join(lines)
+            + f"\n  FILTER(?answer != {_term(index.entities[topic])})\n}}")
+
+
+def provenance_query(facts: list[tuple[str, str, str]]) -> str:
+    """SPARQL for the evidence sentences of `facts` (subject, relation, object IRIs)."""
+    values = "\n".join(f"    ({_term(s)} {_term(p)} {_term(o)})" for s, p, o in facts)
+    return ("SELECT ?s ?p ?o ?document ?sentence ?confidence WHERE {\n"
+            f"  VALUES (?s ?p ?o) {{\n{values}\n  }}\n"
+            "  ?st rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o ; kg:sentence ?sentence ;\n"
+            "      prov:wasDerivedFrom ?doc .\n"
+            "  OPTIONAL { ?st kg:confidence ?confidence }\n"
+            "  OPTIONAL { ?doc kg:path ?document }\n"
+            "}\nORDER BY ?s ?p ?o DESC(?confidence)")
+
+
+def ask(out: str | Path, question: str, top: int = 5, scorer: str | Path | None = None,
+        device: str = "cpu") -> AskResult:
+    """Answer one question from the graph in `out` (see Answerer; for many questions, open one
+    Answerer and call its answer())."""
+    return Answerer.open(out, scorer=scorer, device=device).answer(question, top=top)

@@ -1,0 +1,194 @@
+"""Fitting a path scorer on question-answer pairs (`kgbuild train qa`).
+
+A question's training label is the relation path from its topic whose stated answers best match
+its gold answers (F1; the shorter path on a tie): nobody has to annotate paths. Candidate scorers
+(zero-shot, a softmax classifier and a small MLP on frozen MiniLM question embeddings) are
+compared by hits@1 on a held-out share of the questions; the best is refitted on all of them."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+import numpy as np
+
+from kgbuild.errors import KgbuildError
+from kgbuild.qa.answer import QA_DIR, Answerer
+from kgbuild.qa.index import GraphIndex, Path_
+from kgbuild.qa.scorer import PathScorer, QuestionEncoder, fit_classifier, question_text
+from kgbuild.qa.topic import Topic
+
+CANDIDATES = ("zeroshot", "linear", "mlp")
+DEV_FRACTION = 0.1
+
+
+@dataclass
+class QAExample:
+    """One question with its gold answers (names)."""
+
+    question: str
+    answers: list[str]
+    line: int = 0  # line in its file
+
+
+@dataclass
+class Prepared:
+    """Questions made ready for training or evaluation: topic found, encoded, gold answers as ids."""
+
+    examples: list[QAExample]
+    topics: list[Topic]
+    vectors: np.ndarray
+    gold: list[set[int]] = field(default_factory=list)
+
+
+def read_questions(path: str | Path) -> list[QAExample]:
+    """`question<TAB>answer1|answer2` lines (MetaQA's format; the topic may be in [brackets])."""
+    p = Path(path)
+    if not p.is_file():
+        raise KgbuildError(f"question file {p} not found",
+                           hint="pass a file of question<TAB>answer1|answer2 lines")
+    out = []
+    for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        question, _, answers = line.partition("\t")
+        gold = [a.strip() for a in answers.split("|") if a.strip()]
+        if question.strip() and gold:
+            out.append(QAExample(question.strip(), gold, n))
+    if not out:
+        raise KgbuildError(f"no question in {p}", hint="each line: question<TAB>answer1|answer2")
+    return out
+
+
+def prepare(answerer: Answerer, examples: list[QAExample], batch: int = 256) -> Prepared:
+    """Find each question's topic, encode the questions in batches, and map gold names to ids."""
+    topics = [answerer.topic(ex.question) for ex in examples]
+    texts = [question_text(ex.question, t.mention) for ex, t in zip(examples, topics)]
+    vectors = answerer.encoder.encode(texts) if texts else np.zeros((0, 384), dtype=np.float32)
+    finder = answerer.topics
+    gold = [{i for a in ex.answers for i in finder.exact.get(a, [])} for ex in examples]
+    return Prepared(examples, topics, vectors, gold)
+
+
+def best_path(index: GraphIndex, topic: int, gold: set[int], max_hops: int, exact: bool = False) -> Path_ | None:
+    """The path from `topic` whose stated answers best match `gold` (F1; shorter, then fewer
+    answers, on a tie), or None when no path reaches any gold answer."""
+    if not gold:
+        return None
+    wanted = np.fromiter(gold, dtype=np.int64)
+    best, best_key = None, None
+    for path, ends in index.answer_sets(topic, max_hops, exact=exact).items():
+        if not len(ends):
+            continue
+        hit = len(np.intersect1d(ends, wanted, assume_unique=True))
+        if not hit:
+            continue
+        f1 = 2 * hit / (len(ends) + len(wanted))
+        key = (-f1, len(path), len(ends))
+        if best_key is None or key < best_key:
+            best, best_key = path, key
+    return best
+
+
+def label_paths(index: GraphIndex, data: Prepared, hops: list[int], exact: bool) -> list[Path_ | None]:
+    """The training path of each question (None: topic unknown or no path reaches an answer).
+    `hops[i]` is the longest path looked at for question i."""
+    out = []
+    for topic, gold, h in zip(data.topics, data.gold, hops):
+        out.append(None if topic.entity is None else best_path(index, topic.entity, gold, h, exact=exact))
+    return out
+
+
+def hits_at_1(answerer: Answerer, data: Prepared, rows: list[int] | None = None) -> float:
+    """Share of questions (percent) whose best answer is a gold answer."""
+    rows = list(range(len(data.examples))) if rows is None else rows
+    if not rows:
+        return 0.0
+    hits = 0
+    for i in rows:
+        result = answerer.answer(data.examples[i].question, top=1, vector=data.vectors[i],
+                                 topic=data.topics[i], run_queries=False)
+        if result.answers and result.answers[0].label in data.examples[i].answers:
+            hits += 1
+    return 100.0 * hits / len(rows)
+
+
+def fit_scorer(index: GraphIndex, vectors: np.ndarray, paths: list[Path_ | None], kind: str, model: str = "auto",
+               seed: int = 0) -> PathScorer:
+    """A `kind` ("linear" or "mlp") scorer fitted on the labelled rows of `vectors`."""
+    rows = [i for i, p in enumerate(paths) if p is not None]
+    if not rows:
+        raise KgbuildError("no training question has a relation path from its topic to a gold answer",
+                           hint="check that the questions' topics and answers are names in the graph")
+    classes = sorted({paths[i] for i in rows})
+    class_id = {p: c for c, p in enumerate(classes)}
+    y = np.array([class_id[paths[i]] for i in rows])
+    weights = fit_classifier(vectors[rows], y, len(classes), kind, seed=seed)
+    names = [[[index.hop_name(h).relation, index.hop_name(h).inverse] for h in p] for p in classes]
+    return PathScorer(kind=kind, model=model, classes=names, weights=weights)
+
+
+def train_scorer(answerer: Answerer, data: Prepared, paths: list[Path_ | None], seed: int = 0,
+                 candidates: tuple[str, ...] = CANDIDATES, dev_fraction: float = DEV_FRACTION) -> PathScorer:
+    """Choose among `candidates` by hits@1 on a held-out share of `data`, then refit the
+    chosen one on all of it. The choice and the figures are in the scorer's `report`."""
+    t0 = time.perf_counter()
+    labelled = [i for i, p in enumerate(paths) if p is not None]
+    rng = random.Random(seed)
+    shuffled = labelled[:]
+    rng.shuffle(shuffled)
+    n_dev = int(round(len(shuffled) * dev_fraction)) if len(shuffled) >= 10 else 0
+    dev, fit_rows = sorted(shuffled[:n_dev]), sorted(shuffled[n_dev:])
+    model = answerer.scorer.model
+    dev_hits: dict[str, float] = {}
+    kept = answerer.scorer
+    if dev:
+        fit_set = set(fit_rows)
+        for kind in candidates:
+            if kind == "zeroshot":
+                answerer.scorer = PathScorer(model=model)
+            else:
+                masked = [p if i in fit_set else None for i, p in enumerate(paths)]
+                answerer.scorer = fit_scorer(answerer.index, data.vectors, masked, kind, model, seed)
+            dev_hits[kind] = round(hits_at_1(answerer, data, dev), 2)
+        answerer.scorer = kept
+        choice = max(dev_hits, key=lambda k: (dev_hits[k], k != "zeroshot"))
+    else:
+        choice = "linear"
+    scorer = PathScorer(model=model) if choice == "zeroshot" else fit_scorer(answerer.index, data.vectors, paths, choice, model, seed)
+    scorer.report = {
+        "chosen": choice,
+        "dev_hits@1": dev_hits,
+        "questions": len(data.examples),
+        "labelled": len(labelled),
+        "dev_questions": len(dev),
+        "path_classes": len(scorer.classes),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return scorer
+
+
+def train_qa(kb: str | Path, questions: str | Path, out: str | Path | None = None, hops: int = 3,
+             device: str = "cpu", seed: int = 0) -> tuple[PathScorer, Path]:
+    """Fit a path scorer for the graph `kb` (an output folder, or a head<TAB>relation<TAB>tail
+    file) on the question file `questions`, and save it in `out` (default: KB/qa for an output
+    folder). `kgbuild ask OUT --scorer DIR` uses it; saved as OUT/qa, `kgbuild ask OUT` does."""
+    from kgbuild.embed.graph import read_graph
+    from kgbuild.qa.load import kb_graph, read_triples
+
+    kb = Path(kb)
+    if kb.is_dir():
+        graph = read_graph(kb)
+        target = Path(out) if out else kb / QA_DIR
+    else:
+        graph = kb_graph(read_triples(kb).triples)
+        if out is None:
+            raise KgbuildError("say where to save the scorer", hint="pass -o QA_DIR")
+        target = Path(out)
+    answerer = Answerer(graph, PathScorer(), device=device)
+    data = prepare(answerer, read_questions(questions))
+    paths = label_paths(answerer.index, data, [hops] * len(data.examples), exact=False)
+    scorer = train_scorer(answerer, data, paths, seed=seed)
+    scorer.save(target)
+    return scorer, target
