@@ -139,13 +139,27 @@ def _load(name_or_path: str, auto_model: Any, what: str, device: str) -> tuple[A
     return tokenizer, model, torch_device
 
 
+# RoBERTa and its kin number positions from pad_token_id + 1, so 514 positions hold 512 tokens.
+_POSITIONS_AFTER_PADDING = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
+                            "mpnet", "luke"}
+
+
 def _window(tokenizer: Any, model: Any, max_length: int | None) -> int:
     """Tokens per model input: what the caller asked for, within what the model can take."""
     # A tokenizer that does not know its limit says 1e30; a config without positions says nothing.
-    limits = [int(n) for n in (getattr(tokenizer, "model_max_length", None),
-                               getattr(model.config, "max_position_embeddings", None), max_length)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions and getattr(model.config, "model_type", "") in _POSITIONS_AFTER_PADDING:
+        positions -= model.config.pad_token_id + 1
+    limits = [int(n) for n in (getattr(tokenizer, "model_max_length", None), positions, max_length)
               if n and n < 100_000]
     return min(limits) if limits else 512
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without surrounding white space: byte-level and SentencePiece tokenizers may count
+    the space before a word as part of it."""
+    piece = text[start:end]
+    return start + len(piece) - len(piece.lstrip()), start + len(piece.rstrip())
 
 
 class TokenClassifierNER:
@@ -216,11 +230,13 @@ class TokenClassifierNER:
                     seen[key] = (centrality, self.id2label.get(labels[w][j], "O"), scores[w][j])
 
         results = []
-        for seen in tokens:
+        for text, seen in zip(texts, tokens):
             keys = sorted(seen)
             spans = aggregate_spans([k[2] for k in keys], [(k[0], k[1]) for k in keys],
                                     [seen[k][1] for k in keys], [seen[k][2] for k in keys])
-            results.append([(s, e, kgbuild_type(label), score, label) for s, e, label, score in spans])
+            trimmed = [(_trim(text, start, end), label, score) for start, end, label, score in spans]
+            results.append([(start, end, kgbuild_type(label), score, label)
+                            for (start, end), label, score in trimmed if end > start])
         return results
 
 

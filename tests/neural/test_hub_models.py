@@ -177,6 +177,37 @@ def test_untrained_model_with_mixed_label_schemes_gives_well_formed_spans(tmp_pa
         assert type_ == kgbuild_type(label)
 
 
+def test_byte_level_tokenizer_spans_leave_out_the_space_before_a_word(tmp_path):
+    """A RoBERTa-style model: byte-level BPE with untrimmed offsets (the space before a word is part
+    of its first piece), and positions counted from the padding index (66 positions, 64 tokens)."""
+    from tokenizers import ByteLevelBPETokenizer, processors
+    from transformers import PreTrainedTokenizerFast, RobertaConfig, RobertaForTokenClassification
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=True, trim_offsets=False)
+    bpe.train_from_iterator([s for s, _ in SENTENCES], vocab_size=300, min_frequency=1,
+                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe._tokenizer.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=False,
+                                                                 add_prefix_space=True)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, bos_token="<s>", eos_token="</s>",
+                                        sep_token="</s>", cls_token="<s>", pad_token="<pad>", unk_token="<unk>",
+                                        mask_token="<mask>")
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=66, pad_token_id=1,
+                           id2label=dict(enumerate(NER_LABELS)), label2id={x: i for i, x in enumerate(NER_LABELS)})
+    model = RobertaForTokenClassification(config)
+    with torch.no_grad():
+        model.classifier.weight.mul_(50)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    ner = load_token_classifier(str(tmp_path / "m"), device="cpu")
+    assert ner.max_length == 64
+    text = _long_text(100)[0].title()
+    spans = ner.predict([text])[0]
+    _assert_well_formed(text, spans)
+    assert spans and spans[-1][0] > len(text) // 2
+
+
 def test_missing_model_is_a_kgbuild_error_with_a_hint(tmp_path):
     with pytest.raises(KgbuildError) as err:
         load_token_classifier(str(tmp_path / "no-such-model"))
