@@ -149,7 +149,7 @@ def _window(tokenizer: Any, model: Any, max_length: int | None) -> int:
     # A tokenizer that does not know its limit says 1e30; a config without positions says nothing.
     positions = getattr(model.config, "max_position_embeddings", None)
     if positions and getattr(model.config, "model_type", "") in _POSITIONS_AFTER_PADDING:
-        positions -= model.config.pad_token_id + 1
+        positions -= (model.config.pad_token_id or 0) + 1
     limits = [int(n) for n in (getattr(tokenizer, "model_max_length", None), positions, max_length)
               if n and n < 100_000]
     return min(limits) if limits else 512
@@ -245,8 +245,8 @@ def load_token_classifier(name_or_path: str, device: str = "auto", batch_size: i
     """A token-classification NER model (AutoModelForTokenClassification) from a folder or hub name.
 
     Its `config.id2label` may use BIO, IOB2, BIOES/BILOU or plain labels. `max_length` caps the
-    window (default: what the model takes, at most 512 tokens); `stride` is the overlap of
-    neighbouring windows (default: a quarter of the window). Raises ModelLoadError when the model
+    window (default: what the tokenizer and the model's position table take; 512 when neither
+    says); `stride` is the overlap of neighbouring windows (default: a quarter of the window). Raises ModelLoadError when the model
     cannot be found or is not a token classifier."""
     from transformers import AutoModelForTokenClassification
 
