@@ -181,6 +181,12 @@ class TokenClassifierNER:
         self.stride = stride if stride is not None else max(0, (self.max_length - specials) // 4)
         self.stride = min(self.stride, max(0, self.max_length - specials - 1))
         self.id2label = {int(k): str(v) for k, v in model.config.id2label.items()}
+        # transformers names the labels of a head it has just initialised LABEL_0, LABEL_1, ...: a base
+        # encoder loads as a token classifier without complaint, and tags at random.
+        if all(re.fullmatch(r"LABEL_\d+", label) for label in self.id2label.values()):
+            raise ModelLoadError(f"NER model {name!r} has no entity labels ({', '.join(sorted(self.id2label.values()))}): "
+                                 "it is not fine-tuned for entity recognition",
+                                 hint="pass an NER checkpoint such as dslim/bert-base-NER, or train one with kgbuild train ner")
 
     def predict(self, texts: list[str]) -> list[list[tuple[int, int, str, float]]]:
         """Per text, its entities as (char start, char end, kgbuild type, score), in text order."""

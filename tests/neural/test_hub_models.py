@@ -217,6 +217,13 @@ def test_missing_model_is_a_kgbuild_error_with_a_hint(tmp_path):
         load_seq2seq_extractor(str(tmp_path / "empty"))
 
 
+def test_a_base_encoder_without_entity_labels_is_refused():
+    from kgbuild.relations.encoder import resolve_model_path
+
+    with pytest.raises(ModelLoadError, match="not fine-tuned for entity recognition"):
+        load_token_classifier(resolve_model_path("auto"), device="cpu")  # the packaged all-MiniLM-L6-v2
+
+
 def test_is_kgbuild_model_dir_needs_the_kgbuild_model_file(tmp_path):
     assert not is_kgbuild_model_dir(tmp_path)
     assert not is_kgbuild_model_dir("dslim/bert-base-NER")
