@@ -184,9 +184,11 @@ class TokenClassifierNER:
         # transformers names the labels of a head it has just initialised LABEL_0, LABEL_1, ...: a base
         # encoder loads as a token classifier without complaint, and tags at random.
         if all(re.fullmatch(r"LABEL_\d+", label) for label in self.id2label.values()):
-            raise ModelLoadError(f"NER model {name!r} has no entity labels ({', '.join(sorted(self.id2label.values()))}): "
+            labels = ", ".join(sorted(self.id2label.values()))
+            raise ModelLoadError(f"NER model {name!r} has no entity labels ({labels}): "
                                  "it is not fine-tuned for entity recognition",
-                                 hint="pass an NER checkpoint such as dslim/bert-base-NER, or train one with kgbuild train ner")
+                                 hint="pass an NER checkpoint such as dslim/bert-base-NER, "
+                                      "or train one with kgbuild train ner")
 
     def predict(self, texts: list[str]) -> list[list[tuple[int, int, str, float]]]:
         """Per text, its entities as (char start, char end, kgbuild type, score), in text order."""
@@ -252,8 +254,8 @@ def load_token_classifier(name_or_path: str, device: str = "auto", batch_size: i
 
     Its `config.id2label` may use BIO, IOB2, BIOES/BILOU or plain labels. `max_length` caps the
     window (default: what the tokenizer and the model's position table take; 512 when neither
-    says); `stride` is the overlap of neighbouring windows (default: a quarter of the window). Raises ModelLoadError when the model
-    cannot be found or is not a token classifier."""
+    says); `stride` is the overlap of neighbouring windows (default: a quarter of the window).
+    Raises ModelLoadError when the model cannot be found or is not a token classifier."""
     from transformers import AutoModelForTokenClassification
 
     tokenizer, model, torch_device = _load(name_or_path, AutoModelForTokenClassification, "NER model", device)

@@ -64,7 +64,8 @@ def _bert_tokenizer(tmp_path):
     from transformers import BertTokenizerFast
 
     words = sorted({w for s, _ in SENTENCES for w in s.split()} - {"curie", "siemens"})
-    pieces = ["cur", "##ie", "sie", "##mens"] + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    pieces = ["cur", "##ie", "sie", "##mens"] + [f"##{c}" for c in letters] + list(letters)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(dict.fromkeys(words + pieces))
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(vocab) + "\n")
@@ -246,7 +247,8 @@ def _tokens(text, pieces):
 
 def test_aggregation_takes_the_first_piece_label_and_merges_bio_runs():
     text = "Marie Curie met IBM staff"
-    word_ids, offsets = _tokens(text, [(0, "Mar"), (0, "ie"), (1, "Cur"), (1, "ie"), (2, "met"), (3, "IBM"), (4, "staff")])
+    pieces = [(0, "Mar"), (0, "ie"), (1, "Cur"), (1, "ie"), (2, "met"), (3, "IBM"), (4, "staff")]
+    word_ids, offsets = _tokens(text, pieces)
     word_ids, offsets = [None] + word_ids + [None], [(0, 0)] + offsets + [(0, 0)]
     labels = ["O", "B-PER", "B-ORG", "I-PER", "O", "O", "B-ORG", "O", "O"]
     scores = [1.0, 0.9, 0.1, 0.7, 0.2, 0.99, 0.8, 0.95, 1.0]
@@ -317,14 +319,16 @@ def rebel_dir(tmp_path_factory):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
 
-    words = sorted({w for pair in REBEL_EXAMPLES for side in pair for w in side.split()} - {"<triplet>", "<subj>", "<obj>"})
-    vocab = ["<s>", "<pad>", "</s>", "<unk>", "<triplet>", "<subj>", "<obj>"] + words + ["filler", "word", "."]
+    markers = ["<triplet>", "<subj>", "<obj>"]
+    words = sorted({w for pair in REBEL_EXAMPLES for side in pair for w in side.split()} - set(markers))
+    vocab = ["<s>", "<pad>", "</s>", "<unk>"] + markers + words + ["filler", "word", "."]
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(dict.fromkeys(vocab))}, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A </s>",
+                                                           special_tokens=[("<s>", 0), ("</s>", 2)])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-                                        unk_token="<unk>", additional_special_tokens=["<triplet>", "<subj>", "<obj>"])
+                                        unk_token="<unk>", additional_special_tokens=markers)
     torch.manual_seed(0)
     config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1,
                         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
