@@ -20,8 +20,8 @@ STAGES = ("ner", "relations", "linking")
 # Modules that register built-in backends, imported on first lookup so that importing
 # kgbuild stays cheap (no torch, no spaCy) until a pipeline is built.
 _BUILTIN_MODULES = {
-    "ner": ["kgbuild.ner.spacy_ner"],
-    "relations": ["kgbuild.relations.zeroshot"],
+    "ner": ["kgbuild.ner.spacy_ner", "kgbuild.ner.transformers_ner"],
+    "relations": ["kgbuild.relations.zeroshot", "kgbuild.relations.transformers_re"],
     "linking": ["kgbuild.linking.rules"],
 }
 

@@ -1,0 +1,365 @@
+"""Fine-tuning and evaluating the joint entity / relation model (kgbuild.neural.joint):
+`kgbuild train ner|re` and `kgbuild eval ner|re|speed-neural` call these functions.
+
+Training batches windows of similar length together (little padding), uses mixed precision on a
+GPU (bf16 where the GPU has it, else fp16 with a gradient scaler), scores the dev set after every
+epoch and keeps the best epoch by dev F1 (relations for `re`, entities for `ner`), stopping early
+when it has not improved for `patience` epochs."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kgbuild.errors import KgbuildError
+from kgbuild.neural.formats import Example, read_examples, relation_names
+from kgbuild.neural.joint import JointExtractor, Labels, Prediction, build_network, candidate_spans, windows_of
+
+TASKS = ("ner", "re")
+
+
+def resolve_base_model(name: str) -> str:
+    """A hub name or folder; "auto" is the packaged all-MiniLM-L6-v2 (uncased: it lowercases
+    every text, so capitalisation, a strong cue for names, is lost to it)."""
+    if name not in ("auto", "", None):
+        return str(name)
+    from kgbuild.relations.encoder import resolve_model_path  # the packaged-weights lookup, not the stage
+
+    return resolve_model_path("auto")
+
+
+# -- scores ------------------------------------------------------------------------------------
+
+def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_gold if n_gold else 0.0
+    return {"precision": round(100 * p, 2), "recall": round(100 * r, 2),
+            "f1": round(100 * (2 * p * r / (p + r) if p + r else 0.0), 2), "gold": n_gold, "predicted": n_pred}
+
+
+def _micro_macro(gold: list[tuple], pred: list[tuple], kind_of) -> dict[str, Any]:
+    g, p = Counter(gold), Counter(pred)
+    tp = sum((g & p).values())
+    kinds = sorted({kind_of(x) for x in gold} | {kind_of(x) for x in pred})
+    per = {k: _prf(sum(v for x, v in (g & p).items() if kind_of(x) == k),
+                   sum(v for x, v in p.items() if kind_of(x) == k),
+                   sum(v for x, v in g.items() if kind_of(x) == k)) for k in kinds}
+    macro = {m: round(sum(v[m] for v in per.values()) / len(per), 2) if per else 0.0 for m in ("precision", "recall", "f1")}
+    return {"micro": _prf(tp, sum(p.values()), sum(g.values())), "macro": macro, "per_type": per}
+
+
+def score(gold: list[Example], pred: list[Prediction]) -> dict[str, Any]:
+    """Entity and strict relation P/R/F1: an entity counts when its span and type are right; a
+    relation when both spans, both entity types and the relation type are right."""
+    ge, pe, gr, pr = [], [], [], []
+    for n, (ex, pd) in enumerate(zip(gold, pred)):
+        ge += [(n, s, e, t) for s, e, t in ex.entities]
+        pe += [(n, s, e, t) for s, e, t, _ in pd.entities]
+        gr += [(n, *ex.entities[h], *ex.entities[t], r) for h, t, r in ex.relations]
+        pr += [(n, *pd.entities[h][:3], *pd.entities[t][:3], r) for h, t, r, _ in pd.relations]
+    return {"entities": _micro_macro(ge, pe, lambda x: x[3]), "relations": _micro_macro(gr, pr, lambda x: x[-1])}
+
+
+# -- training ----------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    """What `kgbuild train` did; dev_scores.json in MODEL_DIR holds the same."""
+
+    model_dir: str  # the folder written
+    task: str  # "ner" or "re"
+    base_model: str  # encoder it started from
+    device: str  # where it trained
+    precision: str  # fp32, bf16 or fp16
+    train_examples: int  # training texts
+    dev_examples: int  # dev texts
+    epochs: int  # epochs run
+    best_epoch: int  # epoch whose weights were kept (1-based)
+    seconds: float  # wall time of the training
+    dev: dict[str, Any] = field(default_factory=dict)  # scores of the kept epoch on the dev set
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, dev entity F1, dev relation F1
+
+
+def _word_index(words: list[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
+    return {s: i for i, (s, _) in enumerate(words)}, {e: i for i, (_, e) in enumerate(words)}
+
+
+def training_windows(examples: list[Example], tokenizer: Any, labels: Labels, max_width: int,
+                     max_length: int) -> list[dict[str, Any]]:
+    """Encoder windows of the examples with their gold span and pair labels."""
+    ent_ix = {t: i + 1 for i, t in enumerate(labels.entities)}
+    rel_ix = {t: i + 1 for i, t in enumerate(labels.relations)}
+    out = []
+    for ex in examples:
+        starts, ends = _word_index(ex.words)
+        gold = {}  # entity index -> (first word, last word)
+        for k, (s, e, _) in enumerate(ex.entities):
+            if s in starts and e in ends:
+                gold[k] = (starts[s], ends[e])
+        rels = {(h, t): rel_ix[r] for h, t, r in ex.relations if r in rel_ix}
+        for win in windows_of(0, ex.text, ex.words, tokenizer, max_length):
+            pos = {w: i for i, w in enumerate(win.words)}
+            spans = candidate_spans(win, max_width)
+            row_of = {sp: r for r, sp in enumerate(spans)}
+            span_labels = [0] * len(spans)
+            inside = {}  # entity index -> row
+            for k, (i, j) in gold.items():
+                sp = (pos.get(i), pos.get(j))
+                if sp in row_of:
+                    span_labels[row_of[sp]] = ent_ix[ex.entities[k][2]]
+                    inside[k] = row_of[sp]
+            pairs = [(inside[h], inside[t], rels.get((h, t), 0)) for h in inside for t in inside if h != t] \
+                if labels.relations else []
+            out.append({"window": win, "spans": spans, "span_labels": span_labels, "pairs": pairs})
+    return out
+
+
+def _batches(items: list[dict], batch_size: int, rng: random.Random) -> list[list[dict]]:
+    """Length-bucketed batches in random order: windows of similar length share a batch."""
+    order = sorted(range(len(items)), key=lambda k: (len(items[k]["window"].input_ids), rng.random()))
+    batches = [[items[k] for k in order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _loss(net: Any, batch: list[dict], pad_id: int, max_width: int, device: Any, rng: random.Random,
+          neg_spans: int):
+    import torch
+    import torch.nn.functional as F
+
+    length = max(len(it["window"].input_ids) for it in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    rows, span_labels, pairs = [], [], []
+    for b, it in enumerate(batch):
+        win = it["window"]
+        ids[b, : len(win.input_ids)] = torch.tensor(win.input_ids)
+        mask[b, : len(win.input_ids)] = 1
+        # every gold span and a sample of the others (SpERT's negative sampling): with all of
+        # them, "none" outnumbers the entities a hundred to one and recall suffers
+        labels = it["span_labels"]
+        negatives = [r for r, lab in enumerate(labels) if lab == 0]
+        keep = sorted([r for r, lab in enumerate(labels) if lab] + rng.sample(negatives, min(len(negatives), neg_spans)))
+        new_row = {r: len(rows) + k for k, r in enumerate(keep)}
+        rows += [(b, win.first[i], win.last[j], j - i + 1) for i, j in (it["spans"][r] for r in keep)]
+        span_labels += [labels[r] for r in keep]
+        pairs += [(b, new_row[h], new_row[t], lab) for h, t, lab in it["pairs"]]
+    sp = torch.tensor(rows, dtype=torch.long, device=device)
+    y = torch.tensor(span_labels, dtype=torch.long, device=device)
+    hidden, sums = net.encode(ids.to(device), mask.to(device))
+    reps, logits = net.spans(hidden, sums, sp[:, 0], sp[:, 1], sp[:, 2], sp[:, 3].clamp(max=max_width))
+    loss = F.cross_entropy(logits.float(), y)
+    if pairs:
+        p = torch.tensor(pairs, dtype=torch.long, device=device)
+        h, t = p[:, 1], p[:, 2]
+        rel = net.pairs(hidden, sums, reps, p[:, 0], h, t, sp[h, 1], sp[h, 2], sp[t, 1], sp[t, 2], y[h], y[t])
+        loss = loss + F.cross_entropy(rel.float(), p[:, 3])
+    return loss
+
+
+def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: str = "re", fmt: str | None = None,
+          base_model: str = "auto", device: str = "auto", epochs: int = 20, seed: int = 0, batch_size: int = 16,
+          lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
+          neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
+          quiet: bool = False) -> TrainResult:
+    """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModel, AutoTokenizer
+
+    from kgbuild.device import resolve_device
+
+    if task not in TASKS:
+        raise KgbuildError(f"unknown task {task!r}", hint="use ner or re")
+    train_ex = read_examples(train_path, fmt)[:limit]
+    dev_ex = read_examples(dev_path, fmt)
+    if not train_ex or not dev_ex:
+        raise KgbuildError("the training or dev file holds no example", hint="check --train, --dev and --format")
+    labels = Labels.from_examples(train_ex, relation_names(train_path), relations=task == "re")
+    if task == "re" and not labels.relations:
+        raise KgbuildError(f"{train_path} has no relations to learn", hint="use `kgbuild train ner` for entities only")
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    dev = resolve_device(device)
+    base = resolve_base_model(base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        encoder = AutoModel.from_pretrained(base)
+    except (OSError, ValueError) as err:
+        raise KgbuildError(f"cannot load base model {base!r}: {str(err).splitlines()[0]}",
+                           hint="pass --base-model a hub name or a folder with a transformer") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise KgbuildError(f"base model {base!r} has no fast tokenizer", hint="pick a model with tokenizer.json")
+    max_length = min(max_length, getattr(encoder.config, "max_position_embeddings", max_length))
+    net = build_network(encoder, len(labels.entities), len(labels.relations), max_width).to(dev)
+    config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
+              "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
+              "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
+              "limit": limit}
+    model = JointExtractor(net, tokenizer, labels, config, dev)
+    items = training_windows(train_ex, tokenizer, labels, max_width, max_length)
+
+    steps = epochs * math.ceil(len(items) / batch_size)
+    warmup = max(1, steps // 10)
+    enc_params = [p for n, p in net.named_parameters() if n.startswith("encoder.")]
+    head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW([{"params": enc_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
+    scaler = torch.amp.GradScaler("cuda") if model.precision == "fp16" else None
+
+    metric = "relations" if task == "re" else "entities"
+    history: list[dict[str, float]] = []
+    best_f1, best_epoch, best_state, best_scores = (-1.0, -1.0), 0, None, {}
+    t0 = time.perf_counter()
+    deadline = t0 + max_minutes * 60 if max_minutes else None
+    for epoch in range(1, epochs + 1):
+        net.train()
+        losses = []
+        bar = tqdm(_batches(items, batch_size, rng), desc=f"epoch {epoch}/{epochs}", disable=quiet, leave=False)
+        for batch in bar:
+            with model.autocast():
+                loss = _loss(net, batch, tokenizer.pad_token_id or 0, max_width, dev, rng, neg_spans)
+            opt.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+            sched.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
+            if deadline and time.perf_counter() > deadline:
+                break
+        scores = score(dev_ex, model.predict([e.text for e in dev_ex], [e.words for e in dev_ex],
+                                             relations=task == "re"))
+        row = {"epoch": epoch, "loss": round(sum(losses) / max(1, len(losses)), 5),
+               "entity_f1": scores["entities"]["micro"]["f1"], "relation_f1": scores["relations"]["micro"]["f1"],
+               "seconds": round(time.perf_counter() - t0, 1)}
+        history.append(row)
+        f1 = (scores[metric]["micro"]["f1"], scores["entities"]["micro"]["f1"])  # entities break ties (early epochs)
+        if f1 > best_f1:
+            best_f1, best_epoch, best_scores = f1, epoch, scores
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        if not quiet:
+            tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  dev entity F1 {row['entity_f1']:.2f}  "
+                       f"relation F1 {row['relation_f1']:.2f}  ({row['seconds']:.0f}s)")
+        if epoch - best_epoch >= patience or (deadline and time.perf_counter() > deadline):
+            break
+    net.load_state_dict(best_state)
+    out = Path(out)
+    model.save(out)
+    result = TrainResult(str(out), task, base, str(dev), model.precision, len(train_ex), len(dev_ex), len(history),
+                         best_epoch, round(time.perf_counter() - t0, 1), best_scores, history)
+    (out / "dev_scores.json").write_text(json.dumps(asdict(result), indent=2))
+    plot_curves(history, out / "learning_curve.png", metric)
+    return result
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, metric: str) -> None:
+    """Training loss and dev F1 per epoch, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(epochs, [h["loss"] for h in history], marker="o")
+    a.set(xlabel="epoch", ylabel="training loss", title="loss")
+    b.plot(epochs, [h["entity_f1"] for h in history], marker="o", label="entities")
+    if metric == "relations":
+        b.plot(epochs, [h["relation_f1"] for h in history], marker="o", label="relations (strict)")
+    b.set(xlabel="epoch", ylabel="dev micro F1", title="dev F1")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
+             batch_size: int = 32, task: str = "re") -> dict[str, Any]:
+    """Entity and strict relation scores of a trained model on an annotated file."""
+    model = JointExtractor.load(model_dir, device)
+    examples = read_examples(data, fmt)
+    t0 = time.perf_counter()
+    pred = model.predict([e.text for e in examples], [e.words for e in examples], batch_size=batch_size,
+                         relations=task == "re")
+    seconds = time.perf_counter() - t0
+    out = {"model": str(model_dir), "data": str(data), "task": task, "examples": len(examples),
+           "device": str(model.device), "seconds": round(seconds, 2), **score(examples, pred)}
+    if task == "ner":
+        del out["relations"]
+    return out
+
+
+def format_scores(result: dict[str, Any]) -> str:
+    lines = [f"{result['model']} on {result['data']}: {result['examples']} texts, {result['seconds']}s on {result['device']}"]
+    for part in ("entities", "relations"):
+        if part not in result:
+            continue
+        mi, ma = result[part]["micro"], result[part]["macro"]
+        name = "relations (strict)" if part == "relations" else "entities"
+        lines.append(f"{name}: micro P {mi['precision']:.2f} R {mi['recall']:.2f} F1 {mi['f1']:.2f}  |  "
+                     f"macro P {ma['precision']:.2f} R {ma['recall']:.2f} F1 {ma['f1']:.2f}  "
+                     f"({mi['gold']} gold, {mi['predicted']} predicted)")
+        for kind, s in result[part]["per_type"].items():
+            lines.append(f"  {kind:<14} P {s['precision']:6.2f} R {s['recall']:6.2f} F1 {s['f1']:6.2f}  ({s['gold']} gold)")
+    return "\n".join(lines)
+
+
+def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
+                  batch_size: int = 64, limit: int | None = None, repeat: int = 1) -> dict[str, Any]:
+    """Sentences per second of the joint model (entities and relations) over an annotated file's
+    texts, after one warm-up batch; on CUDA also the peak GPU memory."""
+    import torch
+
+    model = JointExtractor.load(model_dir, device)
+    texts = [e.text for e in read_examples(data, fmt)][:limit] * repeat
+    words = [e.words for e in read_examples(data, fmt)][:limit] * repeat
+    model.predict(texts[:batch_size], words[:batch_size], batch_size=batch_size)  # warm-up
+    cuda = model.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    tok = time.perf_counter()
+    wins = model.windows(texts, words)
+    tokenise = time.perf_counter() - tok
+    model.predict(texts, words, batch_size=batch_size)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0 - tokenise  # predict tokenises again; count that once
+    out = {"model": str(model_dir), "sentences": len(texts), "windows": len(wins),
+           "subword_tokens": sum(len(w.input_ids) for w in wins), "batch_size": batch_size,
+           "device": str(model.device), "precision": model.precision, "threads": torch.get_num_threads(),
+           "seconds": round(seconds, 3), "tokenise_seconds": round(tokenise, 3),
+           "sentences_per_second": round(len(texts) / seconds, 1)}
+    if cuda:
+        out["gpu"] = torch.cuda.get_device_name(model.device)
+        out["gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
+    return out
+
+
+def format_speed(result: dict[str, Any]) -> str:
+    mem = f", peak GPU memory {result['gpu_memory_mb']} MB on {result['gpu']}" if "gpu_memory_mb" in result else ""
+    return (f"{result['sentences_per_second']:,.1f} sentences/s ({result['sentences']} sentences, "
+            f"{result['subword_tokens']:,} subword tokens, batch {result['batch_size']}, {result['precision']}, "
+            f"{result['device']}, {result['threads']} threads; tokenisation {result['tokenise_seconds']}s of "
+            f"{result['seconds']}s){mem}")
