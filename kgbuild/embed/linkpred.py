@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kgbuild.embed.presets import TrainConfig, default_config
-from kgbuild.embed.train import Curves, fit
+from kgbuild.embed.train import Curves, fit, rank_metrics
 from kgbuild.errors import KgbuildError
 
 # The datasets that ship inside pykeen (files under pykeen/datasets/<name>/; Nations, UMLS and
@@ -31,7 +31,9 @@ class LinkPredResult:
     relations: int
     training_triples: int
     evaluation_triples: int  # triples ranked (both sides each)
-    metrics: dict[str, float]  # filtered both-sides mrr, hits@1, hits@3, hits@10
+    unranked: int  # evaluation triples left out: an entity or relation never seen in training
+    metrics: dict[str, float]  # filtered both-sides mrr, hits@1, hits@3, hits@10 on `split`
+    validation_metrics: dict[str, float]  # the same on the validation split (the early-stopping split)
     epochs: int  # epochs run
     best_epoch: int | None  # epoch whose weights were evaluated
     seconds: float  # training + evaluation wall time
@@ -47,8 +49,13 @@ class LinkPredResult:
 def load_dataset(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
                  test: str | Path | None = None, inverse_triples: bool = True):
     """(name, training, validation, testing) TriplesFactories; testing is None when only train
-    and valid files are given (the FB15k-237 and WN18RR copies here have no test file)."""
-    from pykeen.datasets import Kinships, Nations, PathDataset, UMLS
+    and valid files are given (the FB15k-237 and WN18RR copies here have no test file).
+
+    Files are read with PyKEEN's TSV reader (pandas: LF and CRLF line ends alike). Validation and
+    test triples whose head, relation or tail never occurs in training cannot be ranked: PyKEEN
+    leaves them out (WN18RR valid: 210 of 3,034), and `unranked` counts them."""
+    from pykeen.datasets import Kinships, Nations, UMLS
+    from pykeen.triples import TriplesFactory
 
     if dataset is not None:
         classes = {"nations": Nations, "umls": UMLS, "kinships": Kinships}
@@ -63,27 +70,44 @@ def load_dataset(dataset: str | None = None, train: str | Path | None = None, va
     for path in (train, valid, test):
         if path is not None and not Path(path).is_file():
             raise KgbuildError(f"{path} not found", hint="pass tab-separated triple files")
-    ds = PathDataset(training_path=train, testing_path=test if test is not None else valid,
-                     validation_path=valid, create_inverse_triples=inverse_triples)
-    testing = ds.testing if test is not None else None
-    return Path(train).name, ds.training, ds.validation, testing
+    training = TriplesFactory.from_path(train, create_inverse_triples=inverse_triples)
+    validation, testing = (
+        None if path is None else TriplesFactory.from_path(
+            path, entity_to_id=training.entity_to_id, relation_to_id=training.relation_to_id,
+            create_inverse_triples=inverse_triples)
+        for path in (valid, test))
+    return Path(train).name, training, validation, testing
+
+
+def unranked(path: str | Path, factory) -> int:
+    """Triples of the file at `path` that `factory` left out (an entity or relation unseen in training)."""
+    with open(path, "rb") as f:
+        lines = sum(1 for line in f if line.strip())
+    return lines - factory.num_triples
 
 
 def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
                       test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
                       device: str = "auto", seed: int = 0, plot: str | Path | None = None,
-                      config: TrainConfig | None = None, quiet: bool = True) -> LinkPredResult:
+                      config: TrainConfig | None = None, quiet: bool = True,
+                      max_minutes: float | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
-    filtering all known true triples. Writes the curves to `plot` (a .png path) when given."""
+    filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
+    `max_minutes` time-boxes training (a smoke run of a large graph on the CPU)."""
     from kgbuild.device import resolve_device
 
     probe = config or default_config(model, 10**9, epochs)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
     config = config or default_config(model, training.num_triples, epochs)
     t0 = time.perf_counter()
-    fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet)
+    fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
+                 max_minutes=max_minutes)
     evaluated = testing if testing is not None else validation
+    if testing is not None:
+        valid_metrics = rank_metrics(fitted.model, validation, [training, testing], device=fitted.model.device)
+    else:
+        valid_metrics = fitted.metrics
     result = LinkPredResult(
         dataset=name,
         split="test" if testing is not None else "valid",
@@ -92,7 +116,9 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         relations=training.real_num_relations if hasattr(training, "real_num_relations") else training.num_relations,
         training_triples=training.num_triples,
         evaluation_triples=evaluated.num_triples,
+        unranked=unranked(test if testing is not None else valid, evaluated) if dataset is None else 0,
         metrics={k: round(v, 4) for k, v in fitted.metrics.items()},
+        validation_metrics={k: round(v, 4) for k, v in valid_metrics.items()},
         epochs=len(fitted.curves.losses),
         best_epoch=fitted.curves.best_epoch,
         seconds=round(time.perf_counter() - t0, 1),
@@ -140,13 +166,22 @@ def format_linkpred(result: LinkPredResult) -> str:
     lines = [
         f"{result.config.model} on {result.dataset} ({result.entities} entities, {result.relations} relations, "
         f"{result.training_triples} training triples)",
-        f"{result.split}: {result.evaluation_triples} triples, filtered both-sides ranking",
-        f"  MRR {m['mrr']:.4f}   Hits@1 {m['hits@1']:.4f}   Hits@3 {m['hits@3']:.4f}   Hits@10 {m['hits@10']:.4f}",
+        f"{result.split}: {result.evaluation_triples} triples, filtered both-sides ranking"
+        + (f" ({result.unranked} left out: entity or relation not in training)" if result.unranked else ""),
+        _metrics_line(m),
+    ]
+    if result.split == "test":
+        lines += ["valid:", _metrics_line(result.validation_metrics)]
+    lines += [
         f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, seed {result.seed}",
     ]
     if result.plot:
         lines.append(f"curves: {result.plot}")
     return "\n".join(lines) + "\n"
+
+
+def _metrics_line(m: dict[str, float]) -> str:
+    return f"  MRR {m['mrr']:.4f}   Hits@1 {m['hits@1']:.4f}   Hits@3 {m['hits@3']:.4f}   Hits@10 {m['hits@10']:.4f}"
 
 
 def result_json(result: LinkPredResult) -> str:

@@ -30,6 +30,8 @@ METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 MIN_TRIPLES_FOR_VALIDATION = 20
 # Graphs with fewer training triples train on one CPU thread.
 SMALL_GRAPH = 5000
+# Most floats one evaluation batch may hold on the CPU (1 GiB): see evaluation_batch_size.
+CPU_EVALUATION_FLOATS = 2**28
 
 
 class EmbeddingError(KgbuildError):
@@ -56,13 +58,13 @@ class FitResult:
 
 
 def fit(training, validation, testing, config: TrainConfig, device: str = "auto", seed: int = 0,
-        quiet: bool = True, filter_triples: list | None = None) -> FitResult:
+        quiet: bool = True, filter_triples: list | None = None, max_minutes: float | None = None) -> FitResult:
     """Train `config` on the `training` TriplesFactory with PyKEEN's pipeline, stop early on
     validation MRR, keep the best weights and evaluate them on `testing` (filtered, both sides).
 
-    `validation` may be None (tiny graphs): no early stopping and no metrics then."""
+    `validation` may be None (tiny graphs): no early stopping and no metrics then. `max_minutes`
+    ends training after the epoch in which that much time has passed (evaluation not counted)."""
     import torch
-    from pykeen.evaluation import RankBasedEvaluator
     from pykeen.pipeline import pipeline
 
     from kgbuild.device import resolve_device
@@ -73,6 +75,9 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
+    if max_minutes is not None:
+        training_kwargs["callbacks"] = [_time_box(max_minutes * 60)]
+    eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device)
     if not slcwa and config.label_smoothing:
         training_kwargs["label_smoothing"] = config.label_smoothing
     with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
@@ -81,7 +86,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         if validation is not None:
             stopper_kwargs = dict(frequency=config.eval_every, patience=config.patience, metric="mrr",
                                   relative_delta=0.002, best_model_path=best_path,
-                                  clean_up_checkpoint=False, evaluation_batch_size=None)
+                                  clean_up_checkpoint=False, evaluation_batch_size=eval_batch)
         t0 = time.perf_counter()
         # PyKEEN runs gc.collect() after every epoch; over the objects of torch and pykeen that
         # costs ~0.3 s, far more than an epoch of a small graph. Freezing what exists now
@@ -109,6 +114,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 optimizer_kwargs={"lr": config.learning_rate},
                 epochs=config.epochs,
                 training_kwargs=training_kwargs,
+                evaluation_kwargs={"batch_size": eval_batch},
                 stopper="early" if validation is not None else None,
                 stopper_kwargs=stopper_kwargs,
                 evaluator="rankbased",
@@ -139,18 +145,62 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         if validation is not None or testing is not None:
             if reloaded:
                 target = testing if testing is not None else validation
-                filters = [training.mapped_triples] + [f.mapped_triples for f in (filter_triples or [])]
+                known = [training] + list(filter_triples or [])
                 if validation is not None and target is not validation:
-                    filters.append(validation.mapped_triples)
-                evaluated = RankBasedEvaluator().evaluate(
-                    model, target.mapped_triples, additional_filter_triples=filters,
-                    batch_size=None, device=torch_device, use_tqdm=False)
+                    known.append(validation)
+                metrics = rank_metrics(model, target, known, device=torch_device, batch_size=eval_batch)
             else:
-                evaluated = result.metric_results
-            metrics = {name: float(evaluated.get_metric(name)) for name in METRICS}
+                metrics = {name: float(result.metric_results.get_metric(name)) for name in METRICS}
         seconds = time.perf_counter() - t0
     model.eval()
     return FitResult(model=model, curves=curves, metrics=metrics, seconds=seconds)
+
+
+def evaluation_batch_size(num_entities: int, embedding_dim: int, device) -> int | None:
+    """How many triples one evaluation step scores against every entity.
+
+    On a GPU, None: PyKEEN starts with all evaluation triples and halves the batch on each
+    out-of-memory error. On the CPU an out-of-memory is fatal, so the batch is bounded instead:
+    distance models (RotatE, TransE) build a batch x entities x width tensor, which must stay under
+    CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024)."""
+    if device.type == "cuda":
+        return None
+    width = 2 * embedding_dim  # complex models store two reals per dimension
+    return max(1, min(1024, CPU_EVALUATION_FLOATS // (num_entities * width)))
+
+
+def rank_metrics(model, target, known, device=None, batch_size: int | None = None) -> dict[str, float]:
+    """Filtered both-sides MRR and Hits@1/3/10 of `model` on the `target` TriplesFactory, every
+    triple of the `known` factories (and of target) filtered out of the candidates, scored
+    `batch_size` triples at a time (see evaluation_batch_size)."""
+    import torch
+    from pykeen.evaluation import RankBasedEvaluator
+
+    device = device or model.device
+    if batch_size is None:
+        dim = max(int(r.shape[-1]) for r in model.entity_representations)
+        batch_size = evaluation_batch_size(model.num_entities, dim, torch.device(device))
+    evaluated = RankBasedEvaluator().evaluate(
+        model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
+        batch_size=batch_size, device=device, use_tqdm=False)
+    return {name: float(evaluated.get_metric(name)) for name in METRICS}
+
+
+def _time_box(seconds: float):
+    """A PyKEEN training callback that ends training after the epoch in which `seconds` ran out
+    (the same flag PyKEEN's early stopper sets)."""
+    from pykeen.training.callbacks import TrainingCallback
+
+    class TimeBox(TrainingCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deadline = time.monotonic() + seconds
+
+        def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+            if time.monotonic() > self.deadline:
+                self.training_loop._should_stop = True
+
+    return TimeBox()
 
 
 @dataclass
