@@ -17,13 +17,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kgbuild import registry
 from kgbuild.cache import DocumentCache, stages_hash
 from kgbuild.config import ENGINES, Config, load_config
 from kgbuild.errors import ConfigError, CorpusError, StageError
-from kgbuild.model import Document, Entity, Fact, Skipped
+from kgbuild.model import Document, Entity, Skipped
+
+if TYPE_CHECKING:
+    from kgbuild.graph.spool import FactSpool
 
 STAGE_ORDER = ("ner", "relations", "linking")
 # Stages whose output depends on one document alone: cached per document.
@@ -257,6 +260,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     same ner and relations config) reuse their results (kgbuild.cache). `workers` > 1 runs the
     ner and relations stages in that many processes (kgbuild.parallel). `engine` "ray" (default:
     the config's `engine`) runs them on a Ray Data actor pool at `address` (kgbuild.ray_engine)."""
+    from kgbuild.graph.spool import FactSpool
     from kgbuild.graph.store import facts_from_documents
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
 
@@ -295,7 +299,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
         pipeline.reset()
     result.models = pipeline.info()
     mentions: Counter = Counter()
-    facts: list[Fact] = []
+    spool = FactSpool(out)  # facts go to disk batch by batch: memory does not grow with the corpus
     skipped: list[Skipped] = []
 
     def documents() -> Iterator[Document]:
@@ -346,11 +350,12 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
                 mentions.update(m.type for m in doc.mentions)
                 result.relation_mentions += len(doc.relations)
                 doc.parse = None  # the parse is large and no later stage needs it
-            facts.extend(facts_from_documents(batch))
+            spool.add(facts_from_documents(batch))
             progress.update(task, advance=len(batch), words=result.words)
 
     result.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
     if result.documents == 0:
+        spool.close()
         result.save()
         why = f"; {len(skipped)} file(s) skipped, reasons in {out / REPORT}" if skipped else ""
         raise CorpusError(f"no readable document under {root}{why}",
@@ -363,16 +368,16 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     seconds.update(pipeline.seconds)
     t = time.perf_counter()
     entities, remap = pipeline.finalize()
-    facts = _remap(facts, remap)
+    spool.remap(remap)
     seconds["linking"] += time.perf_counter() - t
     t = time.perf_counter()
-    _replace_graph(out, entities, facts, config.base_iri, pipeline.relation_labels())
+    _replace_graph(out, entities, spool, config.base_iri, pipeline.relation_labels())
     seconds["graph"] += time.perf_counter() - t
 
     result.mentions = dict(sorted(mentions.items()))
     result.entities = len(entities)
-    result.facts = len({(f.subject, f.relation, f.object) for f in facts})
-    result.statements = len(facts)
+    result.facts, result.statements = spool.counts()
+    spool.close()
     seconds["total"] = time.perf_counter() - t_start
     result.seconds = {k: round(v, 3) for k, v in seconds.items()}
     result.finished = datetime.now(timezone.utc).isoformat()
@@ -380,16 +385,18 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     return result
 
 
-def _replace_graph(out: Path, entities: list[Entity], facts: list[Fact], base: str,
+def _replace_graph(out: Path, entities: list[Entity], facts: FactSpool, base: str,
                    labels: dict[str, str]) -> None:
     """Build the new graph beside the old one, then swap folders: a run killed while writing
     leaves the previous graph in place, never a half-written one."""
+    from kgbuild.graph.spool import extend_store
     from kgbuild.graph.store import write_graph_data
 
     staging = out / ".staging"
     if staging.exists():
         shutil.rmtree(staging)
-    write_graph_data(staging, entities, facts, base, labels)
+    write_graph_data(staging, entities, [], base, labels)
+    extend_store(staging, facts.quads(base, labels))
     store, old = out / "store", out / ".store-old"
     if old.exists():
         shutil.rmtree(old)
@@ -398,16 +405,3 @@ def _replace_graph(out: Path, entities: list[Entity], facts: list[Fact], base: s
     os.replace(staging / "store", store)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-
-
-def _remap(facts: list[Fact], remap: dict[str, str]) -> list[Fact]:
-    """Point facts at merged entities; drop facts that became self-loops."""
-    if not remap:
-        return facts
-    out = []
-    for f in facts:
-        f.subject = remap.get(f.subject, f.subject)
-        f.object = remap.get(f.object, f.object)
-        if f.subject != f.object:
-            out.append(f)
-    return out

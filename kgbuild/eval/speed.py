@@ -50,7 +50,8 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
     ner_opts = config.ner.options
     nlp = load_spacy(ner_opts.get("model", "auto"), exclude=())  # spaCy as shipped
     batch = ner_opts.get("batch_size", 64)
-    pipeline = Pipeline(config)
+    # with workers the models load in them: the main process only links and writes the graph
+    pipeline = Pipeline(config, preload=workers <= 1)
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp, "corpus")
@@ -79,7 +80,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
         "threads": threads,
         "workers": workers,
         "device": str(pipeline.info()["relations"].get("device", pipeline.device)),
-        "spacy_model": pipeline.stages["ner"].info().get("model"),
+        "spacy_model": nlp.meta.get("kgbuild_loaded_from", nlp.meta.get("name")),
         "spacy_words_per_second": round(spacy_wps, 1),
         "kgbuild_words_per_second": round(kg_wps, 1),
         "ratio": round(kg_wps / spacy_wps, 3),
