@@ -30,6 +30,8 @@ class IngestConfig:
     id_field: str = "id"
     # files larger than this are skipped and reported (MB)
     max_file_mb: float = 50.0
+    # a longer text is cut into part documents ID#part-N at paragraph breaks (characters; 0: never)
+    max_document_chars: int = 100_000
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 from kgbuild.config import IngestConfig
 from kgbuild.errors import CorpusError
 from kgbuild.ingest.decoding import Unreadable, decode
+from kgbuild.ingest.parts import split_document
 from kgbuild.ingest.readers import BINARY_READERS, READERS, RawFile, declared_charset
 from kgbuild.model import Document, Skipped
 
@@ -146,7 +147,8 @@ def _read_file(doc_id: str, path: str, ext: str, cfg: IngestConfig) -> Iterator[
 
 
 def iter_corpus(root: str | Path, cfg: IngestConfig) -> Iterator[Document | Skipped]:
-    """Every document under root (a folder, read recursively, or one file), in sorted id order.
+    """Every document under root (a folder, read recursively, or one file), in sorted id order;
+    a text over cfg.max_document_chars comes out as its parts (kgbuild.ingest.parts).
 
     Files and records that cannot be read come out as Skipped with the reason; only a missing
     corpus raises (CorpusError), on the first next().
@@ -164,7 +166,11 @@ def iter_corpus(root: str | Path, cfg: IngestConfig) -> Iterator[Document | Skip
         if ext not in readable:
             yield Skipped(path, _unsupported(ext, readable))
             continue
-        yield from _read_file(doc_id, path, ext, cfg)
+        for doc in _read_file(doc_id, path, ext, cfg):
+            if isinstance(doc, Document):
+                yield from split_document(doc, cfg.max_document_chars)
+            else:
+                yield doc
 
 
 def _count_lines(path: str) -> int:
@@ -174,6 +180,16 @@ def _count_lines(path: str) -> int:
             lines += chunk.count(b"\n")
             last = chunk[-1:]
     return lines + (last != b"\n")
+
+
+def _parts_estimate(path: str, cfg: IngestConfig) -> int:
+    """How many part documents a file's text makes, from its size in bytes."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 1
+    limit = cfg.max_document_chars
+    return max(1, -(-size // limit)) if limit > 0 else 1
 
 
 def count_documents(root: str | Path, cfg: IngestConfig) -> int:
@@ -190,7 +206,7 @@ def count_documents(root: str | Path, cfg: IngestConfig) -> int:
         if ext not in readable or not _selected(doc_id, cfg):
             continue
         if ext not in (".jsonl", ".csv"):
-            total += 1
+            total += _parts_estimate(path, cfg)
             continue
         try:
             if os.path.getsize(path) <= cfg.max_file_mb * _MB:
