@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from kgbuild.config import Config
     from kgbuild.runner import Pipeline, RunResult
 
-__all__ = ["run", "load_config", "open_networkx", "open_rdflib", "query", "export",
+__all__ = ["run", "load_config", "open_networkx", "open_rdflib", "query", "export", "ask", "load",
            "Config", "Pipeline", "RunResult", "__version__"]
 
 
@@ -54,6 +54,19 @@ def export(out, path, format: str) -> None:
     """Write the whole graph to `path` as nt, nq, ttl, jsonld or graphml."""
     from kgbuild.graph.export import write_graph
     write_graph(out, path, format)
+
+
+def ask(out, question: str, top: int = 5, scorer=None, device: str = "cpu"):
+    """Answer `question` from the graph in `out`; a kgbuild.qa.AskResult (answers with their
+    chains, sources, SPARQL, stated or inferred). For many questions use kgbuild.qa.Answerer."""
+    from kgbuild.qa.answer import ask as _ask
+    return _ask(out, question, top=top, scorer=scorer, device=device)
+
+
+def load(triples, out, base: str = "http://kgbuild.org/kg/"):
+    """Load a head<TAB>relation<TAB>tail file as the graph of `out`; a kgbuild.qa.LoadResult."""
+    from kgbuild.qa.load import load_triples
+    return load_triples(triples, out, base)
 
 
 def __getattr__(name: str):

@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Build a knowledge graph from a folder of documents, then query and export it.")
 eval_app = typer.Typer(no_args_is_help=True, help="Benchmarks: extraction quality and throughput.")
 app.add_typer(eval_app, name="eval")
+train_app = typer.Typer(no_args_is_help=True, help="Fit models on your own data.")
+app.add_typer(train_app, name="train")
 
 ConfigOpt = typer.Option(None, "--pipeline", "-p", help="pipeline TOML (default: built-in defaults = pipelines/default.toml)")
 SetOpt = typer.Option(None, "--set", help="override a config key, e.g. --set relations.threshold=0.6 (repeatable)")
@@ -319,6 +321,181 @@ def eval_scale(
 
     result = measure_scale(data, entities, _config(pipeline, overrides, device))
     _emit(result, as_json, format_scale)
+
+
+@app.command()
+def load(
+    triples: Path = typer.Argument(..., help="file of head<TAB>relation<TAB>tail lines"),
+    out: Path = typer.Option(..., "--out", "-o", help="output folder (its graph is replaced)"),
+    base: str = typer.Option("http://kgbuild.org/kg/", "--base", help="base IRI of entities and relations"),
+) -> None:
+    """Load an existing knowledge base into OUT, as `kgbuild run` would have built it."""
+    from kgbuild.qa.load import load_triples
+
+    result = load_triples(triples, out, base)
+    typer.echo(f"{result.facts:,} facts, {result.entities:,} entities, {result.relations} relations "
+               f"in {result.seconds:.1f}s -> {out}")
+    if result.duplicates:
+        typer.echo(f"{result.duplicates} repeated line(s) loaded once")
+    if result.skipped:
+        typer.echo(f"skipped {len(result.skipped)} malformed line(s); all listed in {Path(out) / 'load.json'}:")
+        for bad in result.skipped[:10]:
+            typer.echo(f"  line {bad.line}: {bad.reason}: {bad.text!r}")
+
+
+@app.command()
+def ask(
+    out: Path = typer.Argument(..., help="output folder of `kgbuild run` or `kgbuild load`"),
+    question: Optional[str] = typer.Argument(None, help="the question; leave it out for an interactive prompt"),
+    top: int = typer.Option(5, "--top", "-n", min=1, help="how many answers"),
+    scorer: Optional[Path] = typer.Option(None, "--scorer", help="path scorer from `kgbuild train qa` (default: OUT/qa, else zero-shot)"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Answer a question from the graph in OUT, with the facts, sources and SPARQL behind each answer."""
+    from dataclasses import asdict
+
+    from kgbuild.qa.answer import Answerer, format_answers
+
+    answerer = Answerer.open(out, scorer=scorer, device=device)
+
+    def show(text: str) -> None:
+        result = answerer.answer(text, top=top)
+        typer.echo(json.dumps(asdict(result), indent=2) if as_json else format_answers(result))
+
+    if question is not None:
+        show(question)
+        return
+    while True:
+        try:
+            text = typer.prompt("question (empty to quit)", default="", show_default=False)
+        except (EOFError, typer.Abort):
+            break
+        if not text.strip():
+            break
+        show(text)
+
+
+@train_app.command("qa")
+def train_qa(
+    kb: Path = typer.Option(..., "--kb", help="output folder, or a head<TAB>relation<TAB>tail file"),
+    questions: Path = typer.Option(..., "--questions", help="question<TAB>answer1|answer2 lines (topic may be in [brackets])"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the scorer (default: KB/qa for an output folder)"),
+    hops: int = typer.Option(3, "--hops", min=1, max=3, help="longest relation path"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+) -> None:
+    """Fit the question -> relation-path scorer of `kgbuild ask` on question-answer pairs."""
+    from kgbuild.qa.train import train_qa as run_train
+
+    scorer, target = run_train(kb, questions, out, hops=hops, device=device, seed=seed)
+    r = scorer.report
+    typer.echo(f"{scorer.kind} scorer, {len(scorer.classes)} relation paths, from {r['labelled']} of "
+               f"{r['questions']} questions; dev hits@1 {r['dev_hits@1']} -> {target}")
+
+
+@eval_app.command("qa")
+def eval_qa(
+    kb: Path = typer.Option(..., "--kb", help="KB triples, e.g. ../shared/data/metaqa/kb/kb.tsv"),
+    questions: Path = typer.Option(..., "--questions", help="MetaQA folder (N-hop/qa_dev.txt) or one question file"),
+    hops: Optional[list[int]] = typer.Option(None, "--hops", help="1, 2 or 3 (repeatable; default all)"),
+    train_fraction: float = typer.Option(0.5, "--train-fraction", help="share of each question file that trains the scorer"),
+    drop_kb: float = typer.Option(0.0, "--drop-kb", help="share of KB triples removed at random first (0.5: half KB)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the splits and the drop"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many questions per file (after the seeded shuffle)"),
+    embeddings: Optional[Path] = typer.Option(None, "--embeddings", help="folder to save (and reuse) the incomplete KB's embeddings"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="embedding epochs (with --drop-kb)"),
+    latency_sample: int = typer.Option(300, "--latency-sample", help="questions per file timed one at a time"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """MetaQA: hits@1 per hop of `kgbuild ask`'s answering on held-out questions, and latency."""
+    from kgbuild.qa.metaqa import evaluate_metaqa, format_metaqa
+
+    result = evaluate_metaqa(kb, questions, hops=hops, train_fraction=train_fraction, drop_kb=drop_kb, seed=seed,
+                             limit=limit, device=device, embeddings=embeddings, epochs=epochs,
+                             latency_sample=latency_sample)
+    _emit(result, as_json, format_metaqa)
+
+
+def _extraction_trainer(task: str):
+    """`kgbuild train ner` / `train re`: the same options, one task each."""
+    what = "entities" if task == "ner" else "entities and relations (jointly)"
+
+    def command(
+        train: Path = typer.Option(..., "--train", help="training data file"),
+        dev: Path = typer.Option(..., "--dev", help="dev data file: scored every epoch, the best epoch is kept"),
+        fmt: str = typer.Option("auto", "--format", help="conll04, conll2003, casrel, redocred, jsonl or auto (guess)"),
+        out: Path = typer.Option(..., "--out", "-o", help="model folder to write"),
+        base_model: str = typer.Option("auto", "--base-model", help="encoder: hub name or folder (auto: the packaged all-MiniLM-L6-v2)"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+        epochs: int = typer.Option(20, "--epochs", min=1, help="most epochs (early stopping on dev F1 may end sooner)"),
+        seed: int = typer.Option(0, "--seed", help="random seed"),
+        batch_size: int = typer.Option(16, "--batch-size", min=1, help="windows per training step"),
+        lr: float = typer.Option(1e-4, "--lr", help="learning rate of the encoder (the heads get 10x)"),
+        patience: int = typer.Option(5, "--patience", min=1, help="stop after this many epochs without a better dev F1"),
+        max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="stop training after this much wall time"),
+        limit: Optional[int] = typer.Option(None, "--limit", help="train on the first N examples only"),
+        threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    ) -> None:
+        from kgbuild.neural.train import train as run_train
+
+        r = run_train(train, dev, out, task=task, fmt=fmt, base_model=base_model, device=device, epochs=epochs,
+                      seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
+                      max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet)
+        rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
+        typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
+                   f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "
+                   f"{r.dev['entities']['micro']['f1']:.2f}{rel} -> {r.model_dir}")
+
+    command.__doc__ = f"Fine-tune a transformer to recognise {what}; writes a model folder for `{'ner' if task == 'ner' else 'relations'} = \"transformers\"`."
+    return command
+
+
+def _extraction_evaluator(task: str):
+    def command(
+        model: Path = typer.Option(..., "--model", "-m", help="model folder written by `kgbuild train`"),
+        data: Path = typer.Option(..., "--data", help="annotated file"),
+        fmt: str = typer.Option("auto", "--format", help="conll04, conll2003, casrel, redocred, jsonl or auto (guess)"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+        batch_size: int = typer.Option(32, "--batch-size", min=1, help="windows per forward pass"),
+        as_json: bool = JsonOpt,
+    ) -> None:
+        from kgbuild.neural.train import evaluate, format_scores
+
+        _emit(evaluate(model, data, fmt, device=device, batch_size=batch_size, task=task), as_json, format_scores)
+
+    command.__doc__ = ("Precision, recall and F1 (micro and macro) of a trained model's entities"
+                       + (" and strict relations (both spans, both types, relation type)." if task == "re" else "."))
+    return command
+
+
+for _task in ("ner", "re"):
+    train_app.command(_task)(_extraction_trainer(_task))
+    eval_app.command(_task)(_extraction_evaluator(_task))
+
+
+@eval_app.command("speed-neural")
+def eval_speed_neural(
+    model: Path = typer.Option(..., "--model", "-m", help="model folder written by `kgbuild train`"),
+    data: Path = typer.Option(..., "--data", help="annotated file whose texts are run through the model"),
+    fmt: str = typer.Option("auto", "--format", help="conll04, conll2003, casrel, redocred, jsonl or auto (guess)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="windows per forward pass"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="only this many texts"),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="run the texts this many times (more work per measurement)"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sentences per second of a trained joint model (entities and relations); GPU memory on CUDA."""
+    from kgbuild.neural.train import format_speed, measure_speed
+
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat),
+          as_json, format_speed)
 
 
 @app.command()

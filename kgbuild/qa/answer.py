@@ -106,7 +106,7 @@ class Answerer:
         self.index = GraphIndex(graph)
         self.topics = TopicFinder(self.index)
         self.scorer = scorer or PathScorer()
-        self._encoder = encoder
+        self._encoders: dict[str, QuestionEncoder] = {encoder.kind: encoder} if encoder is not None else {}
         self.device = device
         self.store = store
         self.max_hops = max_hops
@@ -133,9 +133,13 @@ class Answerer:
 
     @property
     def encoder(self) -> QuestionEncoder:
-        if self._encoder is None:
-            self._encoder = QuestionEncoder(self.scorer.model, device=self.device)
-        return self._encoder
+        """The encoder the current scorer reads questions with."""
+        return self.encoder_of(self.scorer.encoder)
+
+    def encoder_of(self, kind: str) -> QuestionEncoder:
+        if kind not in self._encoders:
+            self._encoders[kind] = QuestionEncoder(self.scorer.model, device=self.device, kind=kind)
+        return self._encoders[kind]
 
     def use_embeddings(self, emb: Any) -> None:
         """Bridge missing hops with `emb` (an EmbeddingResult of this graph)."""
@@ -168,7 +172,7 @@ class Answerer:
         if vector is None:
             vector = self.encoder.encode([question_text(question, topic.mention)])[0]
         existing = [] if self.scorer.trained else index.paths_from(t, self.max_hops)
-        ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder,
+        ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder_of("contextual"),
                                   top=TOP_PATHS)
         ranked = [(p, s) for p, s in ranked if ranked and s >= MIN_PATH_SHARE * ranked[0][1]]
         best: dict[int, tuple[float, bool, _Walk]] = {}
@@ -360,3 +364,27 @@ def ask(out: str | Path, question: str, top: int = 5, scorer: str | Path | None 
     """Answer one question from the graph in `out` (see Answerer; for many questions, open one
     Answerer and call its answer())."""
     return Answerer.open(out, scorer=scorer, device=device).answer(question, top=top)
+
+
+def format_answers(result: AskResult, sparql: bool = True) -> str:
+    """`result` for a terminal: each answer with its chain and sources, then the queries."""
+    if not result.found:
+        return f"not in the graph: {result.message}"
+    lines = [f"topic: {result.topic_label} <{result.topic}>"]
+    if not result.answers:
+        lines.append(result.message)
+    queries: dict[str, list[int]] = {}
+    for a in result.answers:
+        mark = "stated" if a.stated else "inferred by the embeddings"
+        lines.append(f"{a.rank}. {a.label}  score {a.score:.3f}  ({mark})  path: {' / '.join(a.path)}")
+        for st in a.chain:
+            how = f"  [inferred, p={st.score:.2f}]" if st.inferred else ""
+            lines.append(f"     {st.subject_label} --{st.relation_label}--> {st.object_label}{how}")
+            for src in st.sources[:2]:
+                lines.append(f"        \"{src.sentence}\" ({src.document})")
+        queries.setdefault(a.sparql, []).append(a.rank)
+    if sparql:
+        for text, ranks in queries.items():
+            lines.append(f"SPARQL for answers {', '.join(map(str, ranks))}:")
+            lines.extend("  " + line for line in text.splitlines())
+    return "\n".join(lines)

@@ -136,7 +136,7 @@ def evaluate_metaqa(kb: str | Path, questions: str | Path, hops: list[int] | Non
     # A MetaQA file says how many hops its questions take: its paths are labelled with that many.
     exact = all(name.endswith("-hop") for name in groups)
     paths = label_paths(answerer.index, train_data, train_hops, exact=exact)
-    scorer = train_scorer(answerer, train_data, paths, seed=seed, **({"candidates": candidates} if candidates else {}))
+    scorer = train_scorer(answerer, train_data, paths, seed=seed, **({"candidates": tuple(candidates)} if candidates else {}))
     answerer.scorer = scorer
     report["scorer"] = dict(scorer.report, kind=scorer.kind, seconds=round(time.perf_counter() - t2, 1))
 

@@ -27,7 +27,8 @@ SCORER_JSON = "scorer.json"
 SCORER_NPZ = "scorer.npz"
 ZERO_SHOT_TEMPERATURE = 0.05  # cosine gaps between paths are a few hundredths
 HOP_PENALTY = 0.02
-SMALL_BATCH = 8  # texts encoded on one CPU thread  # zero-shot: a longer path must fit clearly better than a shorter one
+SMALL_BATCH = 8  # texts encoded on one CPU thread
+ONE_THREAD_BELOW = 50_000  # questions: classifiers fitted on fewer train on one CPU thread  # zero-shot: a longer path must fit clearly better than a shorter one
 _BRACKETED = re.compile(r"\[[^\]]*\]")
 
 
@@ -41,15 +42,17 @@ def question_text(question: str, mention: str | None) -> str:
 
 
 class QuestionEncoder:
-    """all-MiniLM-L6-v2 (contextual, mean-pooled) on `device`, loaded once."""
+    """all-MiniLM-L6-v2 on `device`, loaded once: "contextual" (the transformer, mean-pooled) or
+    "static" (its distilled token vectors, averaged: no transformer pass per question)."""
 
-    def __init__(self, model: str = "auto", device: str = "cpu", batch_size: int = 128) -> None:
+    def __init__(self, model: str = "auto", device: str = "cpu", kind: str = "contextual",
+                 batch_size: int = 128) -> None:
         from kgbuild.device import resolve_device
         from kgbuild.relations.encoder import load_encoder
 
-        self.model = model
+        self.model, self.kind = model, kind
         self.device = resolve_device(device)
-        self._encoder = load_encoder("contextual", model, self.device, batch_size=batch_size)
+        self._encoder = load_encoder(kind, model, self.device, batch_size=batch_size)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if len(texts) > SMALL_BATCH or self.device.type != "cpu":
@@ -81,6 +84,7 @@ class PathScorer:
 
     kind: str = "zeroshot"  # "zeroshot", "linear" or "mlp"
     model: str = "auto"  # sentence encoder checkpoint ("auto": the packaged all-MiniLM-L6-v2)
+    encoder: str = "contextual"  # how questions are encoded: "contextual" or "static" (see QuestionEncoder)
     classes: list[list[list[Any]]] = field(default_factory=list)  # trained: each path as [[relation id, inverse], ...]
     report: dict[str, Any] = field(default_factory=dict)  # how it was trained and chosen (dev hits@1 per candidate)
     weights: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # trained layers
@@ -164,14 +168,15 @@ class PathScorer:
 
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, kind: str, seed: int = 0,
-                   steps: int = 300, hidden: int = 512) -> dict[str, np.ndarray]:
+                   steps: int = 300, hidden: int = 128) -> dict[str, np.ndarray]:
     """Weights of a softmax classifier ("linear") or a one-hidden-layer MLP ("mlp") over the
-    frozen question embeddings `x` with path classes `y` (full-batch Adam, weight decay)."""
+    frozen question embeddings `x` with targets `y`, a probability per path class and question
+    (full-batch AdamW)."""
     import torch
 
     torch.manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.long)
+    yt = torch.as_tensor(y, dtype=torch.float32)
     dim = xt.shape[1]
     if kind == "mlp":
         net = torch.nn.Sequential(torch.nn.Linear(dim, hidden), torch.nn.ReLU(), torch.nn.Dropout(0.2),
@@ -181,13 +186,19 @@ def fit_classifier(x: np.ndarray, y: np.ndarray, n_classes: int, kind: str, seed
     else:
         raise ValueError(kind)
     opt = torch.optim.AdamW(net.parameters(), lr=0.01, weight_decay=1e-4)
-    net.train()
-    for _ in range(steps):
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(net(xt), yt)
-        loss.backward()
-        opt.step()
-    net.eval()
+    threads = torch.get_num_threads()
+    # Small tensors: one thread (two busy cores spent ~100 ms per step synchronising, 1 ms on one).
+    torch.set_num_threads(1 if len(x) < ONE_THREAD_BELOW else threads)
+    try:
+        net.train()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(xt), yt)
+            loss.backward()
+            opt.step()
+        net.eval()
+    finally:
+        torch.set_num_threads(threads)
     layers = [m for m in net if isinstance(m, torch.nn.Linear)]
     weights = {"w": layers[-1].weight.detach().numpy().T.copy(), "b": layers[-1].bias.detach().numpy().copy()}
     if kind == "mlp":

@@ -16,10 +16,12 @@ import numpy as np
 from kgbuild.errors import KgbuildError
 from kgbuild.qa.answer import QA_DIR, Answerer
 from kgbuild.qa.index import GraphIndex, Path_
-from kgbuild.qa.scorer import PathScorer, QuestionEncoder, fit_classifier, question_text
+from kgbuild.qa.scorer import PathScorer, fit_classifier, question_text
 from kgbuild.qa.topic import Topic
 
-CANDIDATES = ("zeroshot", "linear", "mlp")
+# Candidate scorers: name -> (classifier, question encoder).
+CANDIDATES = {"zeroshot": ("zeroshot", "contextual"), "linear": ("linear", "contextual"),
+              "mlp": ("mlp", "contextual"), "static-linear": ("linear", "static")}
 DEV_FRACTION = 0.1
 
 
@@ -34,12 +36,19 @@ class QAExample:
 
 @dataclass
 class Prepared:
-    """Questions made ready for training or evaluation: topic found, encoded, gold answers as ids."""
+    """Questions made ready for training or evaluation: topic found, gold answers as ids, and
+    the question encodings (per encoder kind, made when first asked for)."""
 
     examples: list[QAExample]
     topics: list[Topic]
-    vectors: np.ndarray
-    gold: list[set[int]] = field(default_factory=list)
+    gold: list[set[int]]
+    texts: list[str]  # what the encoder reads (the question without its topic's name)
+    encoded: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def vectors(self, answerer: Answerer, kind: str) -> np.ndarray:
+        if kind not in self.encoded:
+            self.encoded[kind] = answerer.encoder_of(kind).encode(self.texts)
+        return self.encoded[kind]
 
 
 def read_questions(path: str | Path) -> list[QAExample]:
@@ -61,43 +70,43 @@ def read_questions(path: str | Path) -> list[QAExample]:
     return out
 
 
-def prepare(answerer: Answerer, examples: list[QAExample], batch: int = 256) -> Prepared:
-    """Find each question's topic, encode the questions in batches, and map gold names to ids."""
+def prepare(answerer: Answerer, examples: list[QAExample]) -> Prepared:
+    """Find each question's topic and map its gold answer names to entity ids."""
     topics = [answerer.topic(ex.question) for ex in examples]
     texts = [question_text(ex.question, t.mention) for ex, t in zip(examples, topics)]
-    vectors = answerer.encoder.encode(texts) if texts else np.zeros((0, 384), dtype=np.float32)
-    finder = answerer.topics
-    gold = [{i for a in ex.answers for i in finder.exact.get(a, [])} for ex in examples]
-    return Prepared(examples, topics, vectors, gold)
+    exact = answerer.topics.exact
+    gold = [{i for a in ex.answers for i in exact.get(a, [])} for ex in examples]
+    return Prepared(examples, topics, gold, texts)
 
 
-def best_path(index: GraphIndex, topic: int, gold: set[int], max_hops: int, exact: bool = False) -> Path_ | None:
-    """The path from `topic` whose stated answers best match `gold` (F1; shorter, then fewer
-    answers, on a tie), or None when no path reaches any gold answer."""
+def best_paths(index: GraphIndex, topic: int, gold: set[int], max_hops: int, exact: bool = False) -> list[Path_]:
+    """The paths from `topic` whose stated answers best match `gold` (F1, then the fewest hops):
+    several when they tie (a film's director who also wrote it), none when no path reaches a
+    gold answer."""
     if not gold:
-        return None
+        return []
     wanted = np.fromiter(gold, dtype=np.int64)
-    best, best_key = None, None
+    best: list[Path_] = []
+    best_key = None
     for path, ends in index.answer_sets(topic, max_hops, exact=exact).items():
         if not len(ends):
             continue
         hit = len(np.intersect1d(ends, wanted, assume_unique=True))
         if not hit:
             continue
-        f1 = 2 * hit / (len(ends) + len(wanted))
-        key = (-f1, len(path), len(ends))
+        key = (round(-2 * hit / (len(ends) + len(wanted)), 9), len(path))
         if best_key is None or key < best_key:
-            best, best_key = path, key
+            best, best_key = [path], key
+        elif key == best_key:
+            best.append(path)
     return best
 
 
-def label_paths(index: GraphIndex, data: Prepared, hops: list[int], exact: bool) -> list[Path_ | None]:
-    """The training path of each question (None: topic unknown or no path reaches an answer).
+def label_paths(index: GraphIndex, data: Prepared, hops: list[int], exact: bool) -> list[list[Path_]]:
+    """The training paths of each question (empty: topic unknown or no path reaches an answer).
     `hops[i]` is the longest path looked at for question i."""
-    out = []
-    for topic, gold, h in zip(data.topics, data.gold, hops):
-        out.append(None if topic.entity is None else best_path(index, topic.entity, gold, h, exact=exact))
-    return out
+    return [[] if topic.entity is None else best_paths(index, topic.entity, gold, h, exact=exact)
+            for topic, gold, h in zip(data.topics, data.gold, hops)]
 
 
 def hits_at_1(answerer: Answerer, data: Prepared, rows: list[int] | None = None) -> float:
@@ -105,58 +114,64 @@ def hits_at_1(answerer: Answerer, data: Prepared, rows: list[int] | None = None)
     rows = list(range(len(data.examples))) if rows is None else rows
     if not rows:
         return 0.0
+    vectors = data.vectors(answerer, answerer.scorer.encoder)
     hits = 0
     for i in rows:
-        result = answerer.answer(data.examples[i].question, top=1, vector=data.vectors[i],
+        result = answerer.answer(data.examples[i].question, top=1, vector=vectors[i],
                                  topic=data.topics[i], run_queries=False)
         if result.answers and result.answers[0].label in data.examples[i].answers:
             hits += 1
     return 100.0 * hits / len(rows)
 
 
-def fit_scorer(index: GraphIndex, vectors: np.ndarray, paths: list[Path_ | None], kind: str, model: str = "auto",
+def fit_scorer(answerer: Answerer, data: Prepared, paths: list[list[Path_]], name: str, rows: list[int] | None = None,
                seed: int = 0) -> PathScorer:
-    """A `kind` ("linear" or "mlp") scorer fitted on the labelled rows of `vectors`."""
-    rows = [i for i, p in enumerate(paths) if p is not None]
+    """Candidate scorer `name` (a key of CANDIDATES) fitted on the labelled `rows` of `data`.
+    A question whose best paths tie spreads its target over them, so the classifier learns the
+    path they share with other questions of their kind."""
+    kind, encoder = CANDIDATES[name]
+    model = answerer.scorer.model
+    if kind == "zeroshot":
+        return PathScorer(model=model)
+    rows = [i for i in (range(len(paths)) if rows is None else rows) if paths[i]]
     if not rows:
         raise KgbuildError("no training question has a relation path from its topic to a gold answer",
                            hint="check that the questions' topics and answers are names in the graph")
-    classes = sorted({paths[i] for i in rows})
+    classes = sorted({p for i in rows for p in paths[i]})
     class_id = {p: c for c, p in enumerate(classes)}
-    y = np.array([class_id[paths[i]] for i in rows])
-    weights = fit_classifier(vectors[rows], y, len(classes), kind, seed=seed)
+    y = np.zeros((len(rows), len(classes)), dtype=np.float32)
+    for r, i in enumerate(rows):
+        for p in paths[i]:
+            y[r, class_id[p]] = 1.0 / len(paths[i])
+    weights = fit_classifier(data.vectors(answerer, encoder)[rows], y, len(classes), kind, seed=seed)
+    index = answerer.index
     names = [[[index.hop_name(h).relation, index.hop_name(h).inverse] for h in p] for p in classes]
-    return PathScorer(kind=kind, model=model, classes=names, weights=weights)
+    return PathScorer(kind=kind, model=model, encoder=encoder, classes=names, weights=weights)
 
 
-def train_scorer(answerer: Answerer, data: Prepared, paths: list[Path_ | None], seed: int = 0,
-                 candidates: tuple[str, ...] = CANDIDATES, dev_fraction: float = DEV_FRACTION) -> PathScorer:
+def train_scorer(answerer: Answerer, data: Prepared, paths: list[list[Path_]], seed: int = 0,
+                 candidates: tuple[str, ...] = tuple(CANDIDATES), dev_fraction: float = DEV_FRACTION) -> PathScorer:
     """Choose among `candidates` by hits@1 on a held-out share of `data`, then refit the
     chosen one on all of it. The choice and the figures are in the scorer's `report`."""
     t0 = time.perf_counter()
-    labelled = [i for i, p in enumerate(paths) if p is not None]
-    rng = random.Random(seed)
+    labelled = [i for i, p in enumerate(paths) if p]
     shuffled = labelled[:]
-    rng.shuffle(shuffled)
+    random.Random(seed).shuffle(shuffled)
     n_dev = int(round(len(shuffled) * dev_fraction)) if len(shuffled) >= 10 else 0
     dev, fit_rows = sorted(shuffled[:n_dev]), sorted(shuffled[n_dev:])
-    model = answerer.scorer.model
     dev_hits: dict[str, float] = {}
     kept = answerer.scorer
     if dev:
-        fit_set = set(fit_rows)
-        for kind in candidates:
-            if kind == "zeroshot":
-                answerer.scorer = PathScorer(model=model)
-            else:
-                masked = [p if i in fit_set else None for i, p in enumerate(paths)]
-                answerer.scorer = fit_scorer(answerer.index, data.vectors, masked, kind, model, seed)
-            dev_hits[kind] = round(hits_at_1(answerer, data, dev), 2)
+        for name in candidates:
+            answerer.scorer = fit_scorer(answerer, data, paths, name, fit_rows, seed)
+            dev_hits[name] = round(hits_at_1(answerer, data, dev), 2)
         answerer.scorer = kept
-        choice = max(dev_hits, key=lambda k: (dev_hits[k], k != "zeroshot"))
+        # on a tie: a trained scorer over zero-shot, the contextual encoder over the static one
+        # (it reads word order; with a handful of dev questions a tie says little)
+        choice = max(dev_hits, key=lambda k: (dev_hits[k], k != "zeroshot", not k.startswith("static")))
     else:
         choice = "linear"
-    scorer = PathScorer(model=model) if choice == "zeroshot" else fit_scorer(answerer.index, data.vectors, paths, choice, model, seed)
+    scorer = fit_scorer(answerer, data, paths, choice, None, seed)
     scorer.report = {
         "chosen": choice,
         "dev_hits@1": dev_hits,

@@ -1,0 +1,102 @@
+"""Answering questions from a loaded KB: evidence chains, SPARQL, inferred answers, unknown
+topics, and questions that try to inject SPARQL."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from kgbuild.graph.query import query
+from kgbuild.qa import Answerer, path_query
+
+
+@pytest.fixture(scope="module")
+def answerer(people_kb):
+    return Answerer.open(people_kb)
+
+
+def test_one_hop_question_is_answered_with_its_fact_and_a_query_that_returns_it(answerer, people_kb):
+    result = answerer.answer("where was [Alan Turing] born")
+    best = result.answers[0]
+    assert (result.found, result.topic_label) == (True, "Alan Turing")
+    assert best.label == "London" and best.stated
+    assert [(s.subject_label, s.relation_label, s.object_label, s.inferred) for s in best.chain] == [
+        ("Alan Turing", "place of birth", "London", False)]
+    assert best.sparql in result.queries_run
+    rows = query(people_kb, best.sparql).rows
+    assert [r[0] for r in rows] == [best.iri]
+
+
+def test_two_hop_question_follows_a_chain_of_two_facts(answerer):
+    result = answerer.answer("which country was [Mary Jones] born in")
+    best = result.answers[0]
+    assert best.label == "United Kingdom" and best.stated
+    assert len(best.chain) == 2
+    assert best.chain[0].subject_label == "Mary Jones"
+    assert best.chain[1].object_label == "United Kingdom"
+    assert best.chain[0].object_label == best.chain[1].subject_label
+    assert "?x1" in best.sparql
+
+
+def test_missing_fact_is_inferred_by_the_embeddings_and_marked_so(answerer):
+    result = answerer.answer("where was [Zofia Nowak] born")
+    best = result.answers[0]
+    assert best.label == "Warsaw"
+    assert not best.stated
+    assert best.chain[0].inferred and 0 < best.chain[0].score < 1
+    # nothing in the graph states it, so the path's query returns no answer
+    assert query(answerer.store, best.sparql).rows == []
+
+
+def test_stated_answers_rank_above_inferred_ones(answerer):
+    result = answerer.answer("where was [Marie Curie] born", top=3)
+    assert result.answers[0].label == "Warsaw" and result.answers[0].stated
+    assert all(a.score <= result.answers[0].score for a in result.answers)
+
+
+def test_unknown_topic_is_not_in_the_graph_with_the_closest_names(answerer):
+    result = answerer.answer("where was [Marie Curry] born")
+    assert not result.found and result.answers == []
+    assert "not in the graph" in result.message
+    assert "Marie Curie" in result.closest
+
+
+def test_topic_without_brackets_is_found_by_its_name(answerer):
+    result = answerer.answer("Where was Alan Turing born?")
+    assert result.topic_label == "Alan Turing"
+    assert result.answers[0].label == "London"
+
+
+def _template(sparql: str) -> str:
+    """A query with its IRIs blanked and VALUES rows collapsed: what is left is kgbuild's own text."""
+    text = re.sub(r"<[^<>]*>", "<IRI>", sparql)
+    return re.sub(r"(\s*\(<IRI> <IRI> <IRI>\))+", " (<IRI> <IRI> <IRI>)", text)
+
+
+@pytest.mark.parametrize("junk", [
+    '" } DELETE WHERE { ?s ?p ?o } SELECT * WHERE { "',
+    "'); DROP ALL; SELECT ?x WHERE { ?x ?y ?z } #",
+    "{ } <http://evil.example/> INSERT DATA { <a> <b> <c> }",
+])
+def test_sparql_in_a_question_cannot_change_the_query_that_runs(answerer, junk):
+    clean = answerer.answer("where was [Alan Turing] born")
+    size = len(answerer.store)
+    hostile = answerer.answer(f"where was [Alan Turing] born {junk}")
+    assert hostile.answers[0].label == "London"
+    assert hostile.answers[0].sparql == clean.answers[0].sparql
+    assert len(answerer.store) == size
+    index = answerer.index
+    topic = index.entity_id[hostile.topic]
+    # every query that ran is one kgbuild writes for a path of the graph, over the graph's own IRIs
+    allowed = {_template(path_query(index, topic, p)) for p in index.paths_from(topic, 3)}
+    allowed.add(_template(clean.queries_run[-1]))
+    known = set(index.entities) | set(index.relations)
+    for text in hostile.queries_run:
+        assert _template(text) in allowed
+        assert set(re.findall(r"<([^<>]*)>", text)) <= known
+
+
+def test_quotes_and_braces_in_a_topic_name_never_reach_a_query(answerer):
+    result = answerer.answer('where was [Alan "} DELETE {" Turing] born')
+    assert not result.found and result.queries_run == []
