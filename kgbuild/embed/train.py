@@ -83,7 +83,10 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
         best_path = Path(tmp) / "best.pt"
         stopper_kwargs = None
-        if validation is not None:
+        # A run no longer than one validation interval would only evaluate its last epoch, which
+        # the final evaluation does anyway (a costly duplicate on large graphs).
+        early_stopping = validation is not None and config.epochs > config.eval_every
+        if early_stopping:
             stopper_kwargs = dict(frequency=config.eval_every, patience=config.patience, metric="mrr",
                                   relative_delta=0.002, best_model_path=best_path,
                                   clean_up_checkpoint=False, evaluation_batch_size=eval_batch)
@@ -115,7 +118,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 epochs=config.epochs,
                 training_kwargs=training_kwargs,
                 evaluation_kwargs={"batch_size": eval_batch},
-                stopper="early" if validation is not None else None,
+                stopper="early" if early_stopping else None,
                 stopper_kwargs=stopper_kwargs,
                 evaluator="rankbased",
                 device=torch_device,
@@ -128,11 +131,11 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         model = result.model
         stopper = result.stopper
         curves = Curves(losses=[float(x) for x in result.losses])
-        if validation is not None:
+        if early_stopping:
             results = list(getattr(stopper, "results", []))
             curves.validation_mrr = [float(x) for x in results]
             curves.validation_epochs = [config.eval_every * (i + 1) for i in range(len(results))]
-            curves.best_epoch = stopper.best_epoch
+            curves.best_epoch = stopper.best_epoch or len(curves.losses)  # None: time box before any validation
             curves.stopped_early = bool(stopper.stopped)
         else:
             curves.best_epoch = len(curves.losses)

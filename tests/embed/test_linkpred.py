@@ -93,3 +93,14 @@ def test_time_box_ends_training_after_the_first_epoch(club_files):
     _, training, validation, _ = load_dataset(train=train, valid=valid)
     fitted = fit(training, validation, None, SMALL, device="cpu", seed=0, max_minutes=0)
     assert len(fitted.curves.losses) == 1 and fitted.metrics["mrr"] > 0
+
+
+def test_default_model_follows_graph_size():
+    from kgbuild.embed.presets import LARGE, PRESETS, SMALL, default_config
+
+    assert default_config(None, 37).model == PRESETS["rotate"].model  # extracted graphs of a few facts
+    assert default_config(None, 1592) == SMALL  # Nations, UMLS, Kinships
+    assert default_config(None, 272_115) == LARGE  # FB15k-237, WN18RR
+    assert default_config("tucker", 1592).model_kwargs["relation_dim"] == 200  # a named model keeps its preset
+    one_epoch = default_config(None, 86_835, epochs=1)
+    assert one_epoch.epochs == 1 and one_epoch.eval_every == 1
