@@ -1,0 +1,56 @@
+import json
+
+from kgbuild.neural.formats import split_words
+from kgbuild.neural.joint import JointExtractor, windows_of
+from kgbuild.neural.train import evaluate
+
+
+def test_training_writes_the_model_folder_and_loss_falls(tiny_model):
+    out, result = tiny_model
+    for name in ("kgbuild_model.json", "labels.json", "training_config.json", "dev_scores.json", "learning_curve.png",
+                 "heads.pt", "encoder/config.json", "encoder/tokenizer.json"):
+        assert (out / name).is_file(), name
+    labels = json.loads((out / "labels.json").read_text())
+    assert labels["entities"] == ["Loc", "Org", "Peop"]
+    assert labels["relations"] == ["Live_In", "OrgBased_In", "Work_For"]
+    assert labels["kgbuild_types"] == {"Loc": "LOC", "Org": "ORG", "Peop": "PER"}
+    scores = json.loads((out / "dev_scores.json").read_text())
+    assert scores["best_epoch"] == result.best_epoch and len(scores["history"]) == result.epochs
+    assert result.history[-1]["loss"] < result.history[0]["loss"] / 5
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_saved_model_reproduces_the_dev_scores_of_training(tiny_model, tiny_data):
+    out, result = tiny_model
+    again = evaluate(out, tiny_data, "conll04", device="cpu")
+    assert again["entities"] == result.dev["entities"]
+    assert again["relations"] == result.dev["relations"]
+
+
+def test_tiny_model_overfits_four_sentences_and_predicts_their_relation(tiny_model):
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    text = "John Smith works for Acme Corp ."
+    (pred,) = model.predict([text])
+    ents = [(text[s:e], label) for s, e, label, _ in pred.entities]
+    assert ("John Smith", "Peop") in ents and ("Acme Corp", "Org") in ents
+    rels = [(ents[h][0], r, ents[t][0]) for h, t, r, _ in pred.relations]
+    assert ("John Smith", "Work_For", "Acme Corp") in rels
+
+
+def test_text_longer_than_the_window_is_read_in_overlapping_windows(tiny_model):
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    sentence = "Mary Jones lives in Paris ."
+    text = f"{sentence} {' '.join(['and'] * 60)} {sentence}"
+    words = split_words(text)
+    windows = windows_of(0, text, words, model.tokenizer, model.max_length)
+    assert len(windows) >= 2
+    assert all(len(w.input_ids) <= model.max_length for w in windows)
+    homes = [w for win in windows for w in win.home]
+    assert sorted(homes) == list(range(len(words)))  # every word decided by exactly one window
+    for win in windows:  # each word's subwords in the window spell the word (uncased tokenizer)
+        for k, w in enumerate(win.words):
+            piece = model.tokenizer.decode(win.input_ids[win.first[k] : win.last[k] + 1]).replace(" ", "")
+            assert piece == text[words[w][0] : words[w][1]].lower()
+    (pred,) = model.predict([text])
+    assert (0, 10) in [(s, e) for s, e, _, _ in pred.entities]
+    assert all(e <= len(text) for _, e, _, _ in pred.entities)

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from kgbuild.config import load_config
+from kgbuild.graph.query import query
+from kgbuild.registry import build
+from kgbuild.runner import run
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = "John Smith works for Acme Corp . Mary Jones lives in Paris .\n\nAcme Corp is based in Berlin .\n"
+
+
+def _run(tmp_path, model, ner):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir(exist_ok=True)
+    (corpus / "news.txt").write_text(TEXT)
+    overrides = [f"ner.backend={ner}", "relations.backend=transformers", f"relations.model={model}",
+                 "device=cpu"] + ([f"ner.model={model}"] if ner == "transformers" else [])
+    out = tmp_path / f"out-{ner}"
+    return run(corpus, out, load_config(ROOT / "pipelines/neural.toml", overrides), quiet=True), out
+
+
+def _facts(out):
+    rows = query(out, "SELECT ?s ?label ?o WHERE { ?a ?p ?b . ?p <http://www.w3.org/2000/01/rdf-schema#label> ?label . "
+                      "?a <http://www.w3.org/2000/01/rdf-schema#label> ?s . ?b <http://www.w3.org/2000/01/rdf-schema#label> ?o }")
+    return {tuple(str(v) for v in row) for row in rows.rows}
+
+
+def test_joint_model_runs_as_ner_and_relations_stages_with_readable_relation_labels(tmp_path, tiny_model):
+    result, out = _run(tmp_path, tiny_model[0], "transformers")
+    assert result.models["ner"]["kind"] == "kgbuild joint model"
+    assert result.mentions.get("PER", 0) >= 2 and result.facts >= 2
+    facts = _facts(out)
+    assert any(label == "work for" for _, label, _ in facts), facts
+
+
+def test_joint_relations_stage_after_spacy_ner_aligns_its_own_entities(tmp_path, tiny_model):
+    result, out = _run(tmp_path, tiny_model[0], "spacy")
+    assert result.models["ner"]["backend"] == "spacy"
+    assert result.relation_mentions >= 2
+    assert any(label == "work for" for _, label, _ in _facts(out))
+
+
+def test_neural_toml_keys_are_commented_and_its_options_are_accepted(tiny_model):
+    path = ROOT / "pipelines/neural.toml"
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#"):
+            assert lines[i - 1].lstrip().startswith("#"), f"key without comment: {line}"
+    data = tomllib.loads(path.read_text())
+    assert data["ner"]["backend"] == data["relations"]["backend"] == "transformers"
+    cfg = load_config(path, [f"ner.model={tiny_model[0]}", f"relations.model={tiny_model[0]}"])
+    for stage in ("ner", "relations"):
+        stage_cfg = getattr(cfg, stage)
+        assert build(stage, stage_cfg.backend, stage_cfg.options, device="cpu").joint is not None
+
+
+def test_cli_trains_and_evaluates_a_relation_model(tmp_path, tiny_encoder, tiny_data):
+    out = tmp_path / "model"
+    cli = [sys.executable, "-m", "kgbuild.cli"]
+    train = subprocess.run(cli + ["train", "re", "--train", str(tiny_data), "--dev", str(tiny_data), "--format", "conll04",
+                                  "--base-model", str(tiny_encoder), "-o", str(out), "--epochs", "2", "--threads", "1",
+                                  "--device", "cpu", "-q"], capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    assert "strict relation F1" in train.stdout and (out / "kgbuild_model.json").is_file()
+    ev = subprocess.run(cli + ["eval", "re", "--model", str(out), "--data", str(tiny_data), "--json"],
+                        capture_output=True, text=True)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(ev.stdout)
+    assert set(result["relations"]["micro"]) >= {"precision", "recall", "f1"} and result["examples"] == 4
+    bad = subprocess.run(cli + ["eval", "re", "--model", str(tmp_path), "--data", str(tiny_data)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "not a model folder written by kgbuild train" in bad.stderr
