@@ -212,6 +212,41 @@ def eval_coref(
     _emit(result, as_json, format_coref)
 
 
+@eval_app.command("pronouns")
+def eval_pronouns(
+    data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
+    limit: Optional[int] = LimitOpt,
+    offset: int = OffsetOpt,
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = DeviceOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Pronoun resolution on Re-DocRED with pronouns substituted for later mentions of names."""
+    from kgbuild.eval.linking import evaluate_pronouns, format_pronouns
+
+    _require_redocred(data)
+    result = evaluate_pronouns(data, _config(pipeline, overrides, device), limit=limit, offset=offset)
+    _emit(result, as_json, format_pronouns)
+
+
+@eval_app.command("relphrases")
+def eval_relphrases(
+    data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
+    limit: Optional[int] = LimitOpt,
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = DeviceOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Open relation phrases of Re-DocRED's gold relations: schema mapping and clustering per threshold."""
+    from kgbuild.eval.linking import evaluate_relation_phrases, format_relation_phrases
+
+    _require_redocred(data)
+    result = evaluate_relation_phrases(data, _config(pipeline, overrides, device), limit=limit)
+    _emit(result, as_json, format_relation_phrases)
+
+
 @app.command()
 def embed(
     out: Path = typer.Argument(..., help="output folder of a run"),

@@ -46,14 +46,18 @@ def _ner() -> StageConfig:
 
 def _relations() -> StageConfig:
     return StageConfig("zeroshot", {"threshold": 0.5, "model": "auto", "encoder": "auto", "head": "auto",
-                                    "schema": "", "batch_size": 64, "max_sentence_distance": 1000})
+                                    "schema": "", "batch_size": 64, "max_sentence_distance": 1000,
+                                    "open_relations": False})
 
 
 def _linking() -> StageConfig:
     return StageConfig("rules", {"cross_document": True, "merge_first_names": False, "aliases": True,
                                  "demonyms": False, "pronouns": True, "pronoun_window": 2,
-                                 "pronoun_strategy": "subject", "fuzzy_merge": True, "merge_neighbours": 10,
-                                 "merge_min_cosine": 0.6, "merge_min_fuzzy": 92.0, "kb": "", "kb_threshold": 0.8,
+                                 "pronoun_strategy": "salient", "nominals": False, "nominal_window": 2,
+                                 "fuzzy_merge": True, "merge_neighbours": 10,
+                                 "merge_min_cosine": 0.6, "merge_min_fuzzy": 92.0, "merge_exact_below": 5000,
+                                 "open_relations": "cluster", "relation_map_threshold": 0.8,
+                                 "relation_cluster_threshold": 0.8, "kb": "", "kb_threshold": 0.8,
                                  "kb_fuzzy_cutoff": 85.0, "kb_dense_k": 5, "kb_context_weight": 0.2,
                                  "encoder": "auto", "model": "auto"})
 

@@ -125,7 +125,14 @@ class Pipeline:
     def finalize(self) -> tuple[list[Entity], dict[str, str]]:
         return self.stages["linking"].finalize()
 
-    def relation_labels(self) -> dict[str, str]:
+    def relation_labels(self) -> dict[str, str | list[str]]:
+        """Relation id -> label, or labels (the first is rdfs:label): the schema's, then those of
+        the open relation phrases the linking stage merged."""
+        linking = self.stages.get("linking")
+        merged = linking.relation_labels() if hasattr(linking, "relation_labels") else {}
+        return {**self._schema_labels(), **merged}
+
+    def _schema_labels(self) -> dict[str, str]:
         if "relations" not in self.names:
             return {}
         cfg = self.config.relations

@@ -171,7 +171,8 @@ def fact_quads(
 ) -> Iterator[Quad]:
     """One triple per distinct (subject, relation, object) in the default graph, one statement
     node per extraction (none for a fact with no document: a loaded knowledge-base triple), and
-    a label for each relation used.
+    a label for each relation used (a `relation_labels` value may be a list: rdfs:label the
+    first, skos:altLabel the rest).
 
     An extraction seen twice (same sentence, same extractor, e.g. two mention pairs of the same
     entities) keeps its highest confidence, so a statement node has exactly one of each value."""
@@ -190,7 +191,12 @@ def fact_quads(
     for rel_id in sorted({relation for _, relation, _ in triples}):
         prop = NamedNode(relation_iri(base, rel_id))
         yield Quad(prop, RDF_TYPE, OWL_OBJECT_PROPERTY)
-        yield Quad(prop, RDFS_LABEL, Literal(labels.get(rel_id, rel_id)))
+        # a list of labels: the relation phrases merged into it, the first one its name
+        names = labels.get(rel_id) or rel_id
+        names = [names] if isinstance(names, str) else list(dict.fromkeys(names))
+        yield Quad(prop, RDFS_LABEL, Literal(names[0]))
+        for alt in names[1:]:
+            yield Quad(prop, SKOS_ALT_LABEL, Literal(alt))
     for subject, relation, obj in sorted(triples):
         yield Quad(
             NamedNode(entity_iri(base, subject)),

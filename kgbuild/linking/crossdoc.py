@@ -27,7 +27,7 @@ class MergePair:
 
 
 def candidate_pairs(entities: list[Entity], vectors: np.ndarray, k: int = 10, min_cosine: float = 0.6,
-                    min_fuzzy: float = 92.0) -> list[MergePair]:
+                    min_fuzzy: float = 92.0, exact_below: int = 5000) -> list[MergePair]:
     """Verified same-type pairs among each entity's k nearest neighbours by name embedding."""
     from rapidfuzz import fuzz
 
@@ -41,8 +41,9 @@ def candidate_pairs(entities: list[Entity], vectors: np.ndarray, k: int = 10, mi
     for ids in by_type.values():
         if len(ids) < 2:
             continue
-        index = ann_index(vectors[ids], exact_below=5000)
-        scores, nbrs = index.search(np.ascontiguousarray(vectors[ids]), min(k + 1, len(ids)))
+        block = np.ascontiguousarray(vectors[ids])
+        _scores, nbrs = ann_index(block, exact_below=exact_below).search(block, min(k + 1, len(ids)))
+        scores = _exact_cosines(block, nbrs)
         for row, (srow, nrow) in enumerate(zip(scores, nbrs)):
             i = ids[row]
             for cos, col in zip(srow, nrow):
@@ -64,6 +65,16 @@ def candidate_pairs(entities: list[Entity], vectors: np.ndarray, k: int = 10, mi
                 if score >= min_fuzzy and _digits(a) == _digits(b):
                     out.append(MergePair(i, j, f"similar names {entities[i].name!r} ~ {entities[j].name!r} "
                                                f"(string {score:.0f}, embedding cosine {cos:.2f})"))
+    return out
+
+
+def _exact_cosines(vectors: np.ndarray, nbrs: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """The exact cosine of each row to each of its neighbours (the index for large sets quantises
+    its scores), a chunk of rows at a time so the gathered neighbours stay small."""
+    out = np.empty(nbrs.shape, dtype=np.float32)
+    for s in range(0, len(nbrs), chunk):
+        rows = nbrs[s : s + chunk]
+        out[s : s + chunk] = np.einsum("nd,nkd->nk", vectors[s : s + chunk], vectors[np.maximum(rows, 0)])
     return out
 
 

@@ -195,9 +195,13 @@ class KnowledgeBase:
         return self._desc[i]
 
 
-def ann_index(vectors: np.ndarray, exact_below: int = 20000):
-    """A faiss inner-product index over L2-normalised rows: exact (flat) for small sets, HNSW
-    (approximate, about log n per query) for large ones."""
+def ann_index(vectors: np.ndarray, exact_below: int = 20000, hnsw_m: int = 16, ef_search: int = 32):
+    """A faiss inner-product index over L2-normalised rows: exact (flat) for small sets, HNSW over
+    8-bit scalar-quantised vectors for large ones. The quantised graph is a quarter of the memory
+    traffic of a float one, and M=16 / efSearch=32 halve the work of M=32 / 64: on 100,000
+    names, 20 s of CPU instead of 61 s, keeping 96% of the neighbours with cosine >= 0.8
+    (kgbuild/linking/METHOD.md). Scores from it are approximate; callers that threshold
+    them recompute the exact cosine."""
     import faiss
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -205,7 +209,8 @@ def ann_index(vectors: np.ndarray, exact_below: int = 20000):
     if len(vectors) < exact_below:
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = 64
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.hnsw.efSearch = ef_search
     index.add(vectors)
     return index

@@ -1,6 +1,7 @@
 """Mentions the NER stage does not give the linking stage, found in the text:
 aliases introduced in parentheses, quotes or "known as" phrases; quoted nicknames inside a full
-name; demonyms of places; and pronouns, each with the named mention it most likely refers to.
+name; demonyms of places; and pronouns and nominal mentions ("the company"), each with the named
+mention it most likely refers to.
 
 All of it is heuristic and cheap (no model, so a cached document links as a fresh one does); what each rule
 does and how it was measured is in kgbuild/linking/METHOD.md."""
@@ -8,6 +9,7 @@ does and how it was measured is in kgbuild/linking/METHOD.md."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from kgbuild.model import Document, Mention
@@ -162,8 +164,9 @@ def find_pronouns(doc: Document) -> list[Mention]:
 def resolve_pronoun(pronoun: Mention, names: list[Mention], window: int, strategy: str = "subject") -> Mention | None:
     """The named mention a pronoun refers to, among the preceding name mentions of a type the
     pronoun can take at most `window` sentences back: "nearest" takes the closest one;
-    "subject" (the default, measured in METHOD.md) takes the first one of the closest sentence
-    that has one, which is usually that sentence's subject."""
+    "subject" takes the first one of the closest sentence that has one, which is usually that
+    sentence's subject; "salient" takes the one whose entity was named most often before the
+    pronoun, the subject rule breaking ties (measured in METHOD.md)."""
     types = PRONOUNS[pronoun.text.lower()]
     fits = [m for m in names if m.start < pronoun.start and m.type in types
             and 0 <= pronoun.sentence - m.sentence <= window]
@@ -172,4 +175,85 @@ def resolve_pronoun(pronoun: Mention, names: list[Mention], window: int, strateg
     if strategy == "nearest":
         return fits[-1]
     closest = fits[-1].sentence
-    return next(m for m in fits if m.sentence == closest)
+    subject = next(m for m in fits if m.sentence == closest)
+    if strategy == "salient":
+        # the entity named most often before the pronoun; the subject rule breaks ties
+        counts = Counter(m.entity for m in names if m.start < pronoun.start and m.type in types)
+        top = max(counts[m.entity] for m in fits)
+        if counts[subject.entity] < top:
+            return next(m for m in reversed(fits) if counts[m.entity] == top)
+    return subject
+
+
+# head noun of a definite description -> the kgbuild types of the names it can stand for
+NOMINALS = {
+    **{w: ("PER",) for w in (
+        "actor", "actress", "artist", "author", "bishop", "boxer", "composer", "cyclist", "director", "emperor",
+        "footballer", "guitarist", "king", "leader", "man", "mathematician", "musician", "novelist", "painter",
+        "philosopher", "physicist", "pianist", "player", "poet", "politician", "president", "producer", "queen",
+        "rapper", "scientist", "singer", "songwriter", "woman", "wrestler", "writer", "chemist", "economist",
+        "historian", "architect", "athlete", "coach", "general", "journalist", "lawyer", "minister", "officer",
+        "pope", "priest", "prince", "princess", "senator", "soldier", "duke", "governor", "sculptor")},
+    **{w: ("ORG",) for w in (
+        "agency", "airline", "band", "bank", "brand", "club", "college", "company", "corporation", "duo",
+        "firm", "franchise", "group", "institute", "label", "magazine", "manufacturer", "network", "newspaper",
+        "orchestra", "organisation", "organization", "party", "publisher", "school", "studio", "team",
+        "trio", "university", "business", "conglomerate", "charity", "foundation", "ministry", "army", "navy")},
+    **{w: ("LOC",) for w in (
+        "airport", "borough", "canal", "capital", "castle", "city", "country", "county", "district", "island",
+        "lake", "municipality", "mountain", "nation", "parish", "province", "region", "river", "station",
+        "town", "township", "valley", "village", "state", "stadium", "church", "bridge", "building", "park",
+        "peninsula", "suburb", "commune", "territory", "kingdom", "republic", "hamlet")},
+}
+# "the film was released", "the 2004 album": works and events, which the recogniser labels
+# WORK_OF_ART, PRODUCT or EVENT (a MISC antecedent that is a nationality never fits)
+_WORKS = {w: ("MISC",) for w in (
+    "album", "film", "movie", "song", "single", "novel", "book", "series", "show", "game", "opera", "play",
+    "episode", "war", "battle", "festival", "tournament", "championship", "election", "treaty", "season")}
+NOMINALS.update(_WORKS)
+_WORK_LABELS = {"WORK_OF_ART", "PRODUCT", "EVENT", "LAW", "MISC"}
+# "the" + noun, not followed by a capitalised word ("the company Apple", "the city of Paris"
+# introduce a name) or by another noun of the lexicon ("the company town" is a town)
+_DEFINITE = re.compile(r"\b([Tt]he)\s+(" + "|".join(sorted(NOMINALS, key=len, reverse=True))
+                       + r")\b(?!\s*(?:\s+of\s+|[,(:]\s*|\s+)[A-Z\"'“‘])(?!-)")
+
+
+def find_nominals(doc: Document) -> list[Mention]:
+    """A nominal mention for each definite description "the <noun>" whose noun names a kind of
+    person, organisation, place or work (the NOMINALS lexicon), outside name mentions."""
+    import bisect
+
+    starts = [s.start for s in doc.sentences]
+    taken = [(m.start, m.end) for m in doc.mentions]
+    out = []
+    for match in _DEFINITE.finditer(doc.text):
+        start, end = match.span()
+        after = doc.text[end : end + 30].split(maxsplit=1)
+        if after and after[0].strip(".,;:'\"()").lower() in NOMINALS:
+            continue
+        if any(s < end and start < e for s, e in taken):
+            continue
+        sentence = max(bisect.bisect_right(starts, start) - 1, 0)
+        out.append(Mention(start=start, end=end, text=match.group(0), type="", label="NOMINAL",
+                           sentence=sentence, kind="nominal"))
+    return out
+
+
+def resolve_nominal(nominal: Mention, names: list[Mention], window: int, strategy: str = "salient") -> Mention | None:
+    """The name a nominal mention refers to, among the preceding names whose type its noun can
+    take (a work or event only for names labelled as one) at most `window` sentences back:
+    "nearest" takes the most recent one; "salient" the one whose entity was named most often
+    before it in the document, the most recent on ties (Wikipedia-style text calls its topic
+    "the company" long after naming it)."""
+    noun = nominal.text.split()[-1].lower()
+    types = NOMINALS[noun]
+    fits = [m for m in names if m.start < nominal.start and m.type in types
+            and (noun not in _WORKS or m.label in _WORK_LABELS)]
+    near = [m for m in fits if nominal.sentence - m.sentence <= window]
+    if not near:
+        return None
+    if strategy == "nearest":
+        return near[-1]
+    counts = Counter(m.entity for m in fits)
+    top = max(counts[m.entity] for m in near)
+    return next(m for m in reversed(near) if counts[m.entity] == top)

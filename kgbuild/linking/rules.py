@@ -10,13 +10,15 @@ stay apart. Every merge records why, for the run report and the graph."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import Counter, defaultdict
 from typing import Any
 
 from kgbuild.errors import ConfigError
-from kgbuild.linking.mentions import demonym_of, expand_nicknames, find_aliases, find_pronouns, resolve_pronoun
+from kgbuild.linking.mentions import (demonym_of, expand_nicknames, find_aliases, find_nominals, find_pronouns,
+                                      resolve_nominal, resolve_pronoun)
 from kgbuild.model import Document, Entity, Mention
 from kgbuild.registry import register
 from kgbuild.types import TYPES
@@ -28,6 +30,7 @@ _ORG_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "company", "p
 _STOP = {"of", "the", "and", "for", "de", "la", "le", "du", "von", "van", "&"}
 
 
+@functools.lru_cache(maxsize=1 << 17)  # names repeat across a corpus; a run calls this per mention
 def normalise(name: str) -> str:
     """Case-, accent- and punctuation-insensitive form of a name, used as the matching key."""
     text = unicodedata.normalize("NFKD", name)
@@ -76,11 +79,14 @@ class RuleLinker:
 
     def __init__(self, cross_document: bool = True, merge_first_names: bool = False,
                  aliases: bool = True, demonyms: bool = False, pronouns: bool = True,
-                 pronoun_window: int = 2, pronoun_strategy: str = "subject", kb: str = "",
+                 pronoun_window: int = 2, pronoun_strategy: str = "salient", nominals: bool = False,
+                 nominal_window: int = 2, kb: str = "",
                  kb_threshold: float = 0.8, kb_fuzzy_cutoff: float = 85.0, kb_dense_k: int = 5,
                  kb_context_weight: float = 0.2, encoder: str = "auto", model: str = "auto",
                  device: str = "auto", fuzzy_merge: bool = True, merge_neighbours: int = 10,
-                 merge_min_cosine: float = 0.6, merge_min_fuzzy: float = 92.0) -> None:
+                 merge_min_cosine: float = 0.6, merge_min_fuzzy: float = 92.0, merge_exact_below: int = 5000,
+                 open_relations: str = "cluster", relation_map_threshold: float = 0.8,
+                 relation_cluster_threshold: float = 0.8) -> None:
         self.cross_document = cross_document  # merge same-name entities across documents
         # a lone first name ("Marie") joins a full name: off by default, first names are shared widely
         self.merge_first_names = merge_first_names
@@ -89,9 +95,11 @@ class RuleLinker:
         self.demonyms = demonyms
         self.pronouns = pronouns  # he/she/it/they become mentions of a preceding name
         self.pronoun_window = pronoun_window  # sentences a pronoun may look back
-        if pronoun_strategy not in ("subject", "nearest"):
-            raise ConfigError(f"linking.pronoun_strategy must be subject or nearest, got {pronoun_strategy!r}")
+        if pronoun_strategy not in ("subject", "nearest", "salient"):
+            raise ConfigError(f"linking.pronoun_strategy must be subject, nearest or salient, got {pronoun_strategy!r}")
         self.pronoun_strategy = pronoun_strategy
+        self.nominals = nominals  # "the company", "the physicist" become mentions of a preceding name
+        self.nominal_window = nominal_window  # sentences a nominal mention may look back
         # a KB .jsonl to link entities to (owl:sameAs); "" = none
         self.kb_path = kb
         self.kb_options = {"threshold": kb_threshold, "fuzzy_cutoff": kb_fuzzy_cutoff, "dense_k": kb_dense_k,
@@ -99,7 +107,14 @@ class RuleLinker:
         self.encoder_kind, self.model, self.device = encoder, model, device
         # across documents, names that differ but embed close and spell alike merge (kgbuild.linking.crossdoc)
         self.fuzzy_merge = fuzzy_merge and cross_document
-        self.merge_options = {"k": merge_neighbours, "min_cosine": merge_min_cosine, "min_fuzzy": merge_min_fuzzy}
+        self.merge_options = {"k": merge_neighbours, "min_cosine": merge_min_cosine, "min_fuzzy": merge_min_fuzzy,
+                              "exact_below": merge_exact_below}
+        if open_relations not in ("cluster", "map", "drop"):
+            raise ConfigError(f"linking.open_relations must be cluster, map or drop, got {open_relations!r}")
+        # what happens to open relation phrases (relations.open_relations): kgbuild.linking.relphrases
+        self.relation_options = {"mode": open_relations, "map_threshold": relation_map_threshold,
+                                 "cluster_threshold": relation_cluster_threshold}
+        self._phrases = None
         self._encoder = None
         self._kb = None
         self._entities: dict[str, Entity] = {}
@@ -107,7 +122,7 @@ class RuleLinker:
 
     def info(self) -> dict[str, Any]:
         info = {"cross_document": self.cross_document, "aliases": self.aliases, "demonyms": self.demonyms,
-                "pronouns": self.pronouns}
+                "pronouns": self.pronouns, "nominals": self.nominals}
         if self.kb_path:
             info["kb"] = {"path": str(self.kb_path), "entries": len(self.knowledge_base().entries)}
         return info
@@ -117,11 +132,11 @@ class RuleLinker:
         the full transformer on a GPU, its static distillation on a CPU."""
         if self._encoder is None:
             from kgbuild.device import resolve_device
-            from kgbuild.relations.encoder import load_encoder
+            from kgbuild.relations.encoder import shared_encoder
 
             device = resolve_device(self.device)
             kind = self.encoder_kind if self.encoder_kind != "auto" else ("contextual" if device.type == "cuda" else "static")
-            self._encoder = load_encoder(kind, self.model, device, batch_size=256)
+            self._encoder = shared_encoder(kind, self.model, device, batch_size=256)
         return self._encoder
 
     def knowledge_base(self):
@@ -134,7 +149,21 @@ class RuleLinker:
     def __call__(self, docs: list[Document]) -> list[Document]:
         for doc in docs:
             self._link_document(doc)
+            if any(r.relation.startswith("open:") for r in doc.relations):
+                self.relation_phrases().rewrite(doc)
         return docs
+
+    def relation_phrases(self):
+        """The clustering of open relation phrases, built on first use."""
+        if self._phrases is None:
+            from kgbuild.linking.relphrases import RelationPhrases
+
+            self._phrases = RelationPhrases(self.encoder().encode, **self.relation_options)
+        return self._phrases
+
+    def relation_labels(self) -> dict[str, list[str]]:
+        """Labels of the relations open phrases went to: the phrases themselves, for the graph."""
+        return self._phrases.labels() if self._phrases is not None else {}
 
     # -- within a document -------------------------------------------------------------
     def _link_document(self, doc: Document) -> None:
@@ -228,25 +257,32 @@ class RuleLinker:
             context = self._context[entity.key]
             if len(context) < 3 and mentions[0].sentence < len(doc.sentences):
                 context.append(doc.sentence_text(mentions[0].sentence))
-        if self.pronouns:
-            self._link_pronouns(doc, names)
-
-    def _link_pronouns(self, doc: Document, names: list[Mention]) -> None:
-        """Append a pronoun mention, linked to its antecedent's entity, for each resolved pronoun.
-        Appended, not inserted: relation mentions index Document.mentions."""
         names = sorted((m for m in names if m.entity), key=lambda m: m.start)
-        resolved: Counter = Counter()
-        for p in find_pronouns(doc):
-            antecedent = resolve_pronoun(p, names, self.pronoun_window, self.pronoun_strategy)
+        if self.pronouns:
+            self._link_references(doc, find_pronouns(doc), names, "pronoun(s)", lambda p: resolve_pronoun(
+                p, names, self.pronoun_window, self.pronoun_strategy))
+        if self.nominals:
+            self._link_references(doc, find_nominals(doc), names, "nominal mention(s)",
+                                  lambda p: resolve_nominal(p, names, self.nominal_window))
+
+    def _link_references(self, doc: Document, found: list[Mention], names: list[Mention], what: str,
+                         resolve) -> None:
+        """Append each pronoun or nominal mention that `resolve` finds an antecedent name for,
+        linked to that name's entity. Appended, not inserted: relation mentions index
+        Document.mentions."""
+        resolved: dict[str, list[str]] = defaultdict(list)
+        for p in found:
+            antecedent = resolve(p)
             if antecedent is None:
                 continue
             p.type, p.entity = antecedent.type, antecedent.entity
             doc.mentions.append(p)
-            resolved[antecedent.entity] += 1
-        for key, n in resolved.items():
+            resolved[antecedent.entity].append(p.text)
+        for key, texts in resolved.items():
             entity = self._entities[key]
-            entity.n_mentions += n
-            entity.why.append(f"{n} pronoun(s) in {doc.id} refer to it")
+            entity.n_mentions += len(texts)
+            shown = ", ".join(repr(t) for t in dict.fromkeys(texts))
+            entity.why.append(f"{len(texts)} {what} in {doc.id} refer to it ({shown})")
 
     @staticmethod
     def _canonical(mentions: list[Mention]) -> str:

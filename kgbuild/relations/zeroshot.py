@@ -37,10 +37,14 @@ class ZeroShotRelations:
     head: fitted head JSON; auto = the one shipped for the encoder (default model only); none = zero-shot
     schema: relation schema JSON; empty = the built-in DocRED schema
     max_sentence_distance: candidate pairs must have mentions at most this many sentences apart
+    open_relations: a same-sentence pair that no schema relation fits keeps the verbal phrase
+                    between its mentions as relation "open:<phrase>" (kgbuild.relations.phrases),
+                    with confidence 1 - its best schema confidence; the linking stage merges them
     """
 
     def __init__(self, threshold: float = 0.5, device: str = "auto", batch_size: int = 64, model: str = "auto",
-                 encoder: str = "auto", head: str = "auto", schema: str = "", max_sentence_distance: int = 1000) -> None:
+                 encoder: str = "auto", head: str = "auto", schema: str = "", max_sentence_distance: int = 1000,
+                 open_relations: bool = False) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"relations.threshold must be between 0 and 1, got {threshold!r}")
         if encoder not in ENCODERS:
@@ -48,6 +52,7 @@ class ZeroShotRelations:
         self.threshold = float(threshold)
         self.batch_size = int(batch_size)
         self.max_sentence_distance = int(max_sentence_distance)
+        self.open_relations = bool(open_relations)
         self.device = resolve_device(device)
         self.schema = load_schema(schema or None)
         self.model_path = resolve_model_path(model)
@@ -122,6 +127,16 @@ class ZeroShotRelations:
             mh, mt, sentence = dp.evidence[p]
             doc.relations.append(RelationMention(head=mh, tail=mt, relation=ids[r], confidence=round(float(probs[p, r]), 4),
                                                  extractor=self.backend_name, sentence=sentence))
+        if self.open_relations:
+            from kgbuild.relations.phrases import open_phrase
+
+            for p in np.nonzero(probs.max(axis=1, initial=0.0) < max(self.threshold, 1e-6))[0].tolist():
+                mh, mt, sentence = dp.evidence[p]
+                phrase = open_phrase(doc, doc.mentions[mh], doc.mentions[mt])
+                if phrase:
+                    doc.relations.append(RelationMention(head=mh, tail=mt, relation="open:" + phrase,
+                                                         confidence=round(1.0 - float(probs[p].max(initial=0.0)), 4),
+                                                         extractor=self.backend_name, sentence=sentence))
 
     def __call__(self, docs: list[Document]) -> list[Document]:
         for s in range(0, len(docs), self.batch_size):
