@@ -31,7 +31,7 @@ class IngestConfig:
     # files larger than this are skipped and reported (MB)
     max_file_mb: float = 50.0
     # a longer text is cut into part documents ID#part-N at paragraph breaks (characters; 0: never)
-    max_document_chars: int = 100_000
+    max_document_chars: int = 10_000
 
 
 @dataclass

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import platform
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -17,16 +16,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kgbuild import registry
 from kgbuild.cache import DocumentCache, stages_hash
 from kgbuild.config import ENGINES, Config, load_config
 from kgbuild.errors import ConfigError, CorpusError, StageError
 from kgbuild.model import Document, Entity, Skipped
-
-if TYPE_CHECKING:
-    from kgbuild.graph.spool import FactSpool
 
 STAGE_ORDER = ("ner", "relations", "linking")
 # Stages whose output depends on one document alone: cached per document.
@@ -172,6 +168,7 @@ class RunResult:
     statements: int = 0  # facts with their provenance (one per evidence sentence)
     reused: int = 0  # documents whose ner and relations results came from the cache
     removed: int = 0  # cached documents no longer in the corpus (their facts left the graph)
+    graph: str = ""  # "rebuilt" (store written whole) or "updated" (only changed entities and documents)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage, and "total"
     skipped: list[dict[str, str]] = field(default_factory=list)  # files or records not read, with reasons
     config: dict[str, Any] = field(default_factory=dict)  # the config the run used
@@ -267,6 +264,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     same ner and relations config) reuse their results (kgbuild.cache). `workers` > 1 runs the
     ner and relations stages in that many processes (kgbuild.parallel). `engine` "ray" (default:
     the config's `engine`) runs them on a Ray Data actor pool at `address` (kgbuild.ray_engine)."""
+    from kgbuild.graph.incremental import write_graph
     from kgbuild.graph.spool import FactSpool
     from kgbuild.graph.store import facts_from_documents
     from kgbuild.ingest import check_corpus, count_documents, iter_corpus
@@ -378,7 +376,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     spool.remap(remap)
     seconds["linking"] += time.perf_counter() - t
     t = time.perf_counter()
-    _replace_graph(out, entities, spool, config.base_iri, pipeline.relation_labels())
+    result.graph = write_graph(out, entities, spool.statements, config.base_iri, pipeline.relation_labels())
     seconds["graph"] += time.perf_counter() - t
 
     result.mentions = dict(sorted(mentions.items()))
@@ -390,25 +388,3 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     result.finished = datetime.now(timezone.utc).isoformat()
     result.save()
     return result
-
-
-def _replace_graph(out: Path, entities: list[Entity], facts: FactSpool, base: str,
-                   labels: dict[str, str]) -> None:
-    """Build the new graph beside the old one, then swap folders: a run killed while writing
-    leaves the previous graph in place, never a half-written one."""
-    from kgbuild.graph.spool import extend_store
-    from kgbuild.graph.store import write_graph_data
-
-    staging = out / ".staging"
-    if staging.exists():
-        shutil.rmtree(staging)
-    write_graph_data(staging, entities, [], base, labels)
-    extend_store(staging, facts.quads(base, labels))
-    store, old = out / "store", out / ".store-old"
-    if old.exists():
-        shutil.rmtree(old)
-    if store.exists():
-        os.replace(store, old)
-    os.replace(staging / "store", store)
-    shutil.rmtree(old, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)

@@ -13,6 +13,7 @@ encoder all the same, see kgbuild.relations.fit)."""
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -207,6 +208,13 @@ class StaticEncoder:
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
+
+
+@functools.cache
+def shared_encoder(kind: str, model: str, device: Any, batch_size: int = 64):
+    """`load_encoder`, loaded once per process: stages that only read an encoder (linking's name
+    embeddings) share it across runs and with each other instead of loading it each run."""
+    return load_encoder(kind, model, device, batch_size)
 
 
 def load_encoder(kind: str, model: str, device: Any, batch_size: int = 64):

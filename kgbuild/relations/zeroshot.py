@@ -15,7 +15,7 @@ from kgbuild.device import resolve_device
 from kgbuild.errors import ConfigError
 from kgbuild.model import Document, RelationMention
 from kgbuild.registry import register
-from kgbuild.relations.encoder import load_encoder, resolve_model_path
+from kgbuild.relations.encoder import resolve_model_path, shared_encoder
 from kgbuild.relations.features import DocPairs, doc_pairs, embed_blocks
 from kgbuild.relations.head import (LinearHead, default_head_path, linear_scores, template_phrases,
                                     template_sims, zero_shot_scores)
@@ -61,7 +61,7 @@ class ZeroShotRelations:
             gpu_head = default_head_path("contextual").is_file() or not default_model or head not in ("auto", "")
             encoder = "contextual" if self.device.type == "cuda" and gpu_head else "static"
         self.encoder_kind = encoder
-        self.encoder = load_encoder(encoder, model, self.device, batch_size=256)
+        self.encoder = shared_encoder(encoder, model, self.device, batch_size=256)
 
         self.head: LinearHead | None = None
         self.head_path = "none"

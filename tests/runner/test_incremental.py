@@ -59,3 +59,37 @@ def test_changed_relations_config_is_not_served_from_the_cache(tmp_path, sample_
     assert a == stages_hash(load_config(), {"kgbuild": "x"})
     assert a != stages_hash(load_config(overrides=["relations.threshold=0.7"]), {"kgbuild": "x"})
     assert a == stages_hash(load_config(overrides=["linking.cross_document=false"]), {"kgbuild": "x"})
+
+
+def test_rerun_updates_the_store_in_place_to_the_graph_of_a_fresh_run(tmp_path, pipeline, sample_corpus):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(sample_corpus, corpus)
+    out = tmp_path / "out"
+    assert run(corpus, out, pipeline=pipeline).graph == "rebuilt"
+    curie = corpus / "science" / "marie_curie.txt"
+    curie.write_text(curie.read_text() + "\n\nPierre Curie was born in Paris in 1859.\n")
+    (corpus / "business" / "nelson_mandela.txt").unlink()
+    (corpus / "science" / "lovelace.txt").write_text("Ada Lovelace was born in London in 1815.")
+    edited = run(corpus, out, pipeline=pipeline)
+    assert edited.graph == "updated" and edited.removed == 1
+    fresh = tmp_path / "fresh"
+    run(corpus, fresh, pipeline=pipeline, use_cache=False)
+    assert nquads(out) == nquads(fresh)
+    assert "Ada Lovelace" in labels(out) and "Nelson Mandela" not in labels(out)
+
+
+def test_update_interrupted_before_it_finished_makes_the_next_run_rebuild(tmp_path, pipeline, sample_corpus):
+    import sqlite3
+
+    from kgbuild.graph.incremental import STATE_FILE
+
+    out = tmp_path / "out"
+    run(sample_corpus, out, pipeline=pipeline)
+    with sqlite3.connect(out / STATE_FILE) as db:  # what a kill during an update leaves behind
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'dirty'")
+    again = run(sample_corpus, out, pipeline=pipeline)
+    assert again.graph == "rebuilt"
+    assert run(sample_corpus, out, pipeline=pipeline).graph == "updated"
+    fresh = tmp_path / "fresh"
+    run(sample_corpus, fresh, pipeline=pipeline, use_cache=False)
+    assert nquads(out) == nquads(fresh)
