@@ -241,7 +241,7 @@ def substitute_pronouns(raw: dict[str, Any]) -> tuple[dict[str, Any], list[tuple
         sent = raw["sents"][m["sent_id"]]
         a, b = m["pos"]
         possessive = b < len(sent) and sent[b] in ("'s", "’s")
-        word = _PRONOUN_OF[m["type"]][possessive]
+        word = _PRONOUN_OF[raw["vertexSet"][e][0]["type"]][possessive]
         word = word.capitalize() if a == 0 else word
         cut = b + possessive
         sent[a:cut] = [word]
