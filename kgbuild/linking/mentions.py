@@ -239,12 +239,11 @@ def find_nominals(doc: Document) -> list[Mention]:
     return out
 
 
-def resolve_nominal(nominal: Mention, names: list[Mention], window: int, strategy: str = "salient") -> Mention | None:
+def resolve_nominal(nominal: Mention, names: list[Mention], window: int) -> Mention | None:
     """The name a nominal mention refers to, among the preceding names whose type its noun can
-    take (a work or event only for names labelled as one) at most `window` sentences back:
-    "nearest" takes the most recent one; "salient" the one whose entity was named most often
-    before it in the document, the most recent on ties (Wikipedia-style text calls its topic
-    "the company" long after naming it)."""
+    take (a work or event only for names labelled as one) at most `window` sentences back: the
+    one whose entity was named most often before it in the document, the most recent on ties
+    (Wikipedia-style text calls its topic "the company" long after naming it)."""
     noun = nominal.text.split()[-1].lower()
     types = NOMINALS[noun]
     fits = [m for m in names if m.start < nominal.start and m.type in types
@@ -252,8 +251,6 @@ def resolve_nominal(nominal: Mention, names: list[Mention], window: int, strateg
     near = [m for m in fits if nominal.sentence - m.sentence <= window]
     if not near:
         return None
-    if strategy == "nearest":
-        return near[-1]
     counts = Counter(m.entity for m in fits)
     top = max(counts[m.entity] for m in near)
     return next(m for m in reversed(near) if counts[m.entity] == top)
