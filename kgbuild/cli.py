@@ -83,7 +83,8 @@ def run(
         f"in {result.seconds['total']:.1f}s ({result.words_per_second:,.0f} words/s) -> {out}"
     )
     if result.reused or result.removed:
-        typer.echo(f"reused {result.reused} unchanged document(s); {result.removed} removed since the last run")
+        update = "; graph updated in place (only what changed)" if result.graph == "updated" else ""
+        typer.echo(f"reused {result.reused} unchanged document(s); {result.removed} removed since the last run{update}")
     if embed:
         from kgbuild.embed import train_embeddings
 
