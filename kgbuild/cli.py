@@ -454,6 +454,25 @@ def eval_qa(
     _emit(result, as_json, format_metaqa)
 
 
+@eval_app.command("qa-text")
+def eval_qa_text(
+    data: Path = typer.Argument(..., help="Re-DocRED JSON, e.g. ../shared/data/redocred/dev_revised.json"),
+    limit: int = typer.Option(20, "--limit", help="documents to build the graph from"),
+    offset: int = OffsetOpt,
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="keep the built graph here (default: a temporary folder)"),
+    pipeline: Optional[Path] = ConfigOpt,
+    device: Optional[str] = DeviceOpt,
+    overrides: Optional[list[str]] = SetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """QA on a graph built from text: questions written from Re-DocRED gold relations, hits@1."""
+    from kgbuild.qa.textqa import evaluate_textqa, format_textqa
+
+    _require_redocred(data)
+    result = evaluate_textqa(data, limit=limit, offset=offset, config=_config(pipeline, overrides, device), out=out)
+    _emit(result, as_json, format_textqa)
+
+
 def _extraction_trainer(task: str):
     """`kgbuild train ner` / `train re`: the same options, one task each."""
     what = "entities" if task == "ner" else "entities and relations (jointly)"
