@@ -6,7 +6,10 @@ Within a document, a short name joins the full name it abbreviates ("Curie" -> "
 (else the nearest preceding one). Across documents, entities with the same type and normalised
 name are one entity; a one-word person name that is the surname or first name of exactly one
 full name in the corpus joins it. Types must agree: "Paris" the city and "Paris" the person
-stay apart. Every merge records why, for the run report and the graph."""
+stay apart. Pronouns and (when on) nominal mentions ("the company") join the entity they refer to
+(kgbuild.linking.mentions); open relation phrases of the relations stage are merged and mapped
+onto the schema (kgbuild.linking.relphrases). Every merge records why, for the run report and the
+graph."""
 
 from __future__ import annotations
 
