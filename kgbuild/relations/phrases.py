@@ -45,7 +45,9 @@ def open_phrase(doc: Document, head: Mention, tail: Mention) -> str | None:
     first = verb.i
     while first - 1 > sa.end - 1 and verb.doc[first - 1].head.i == verb.i and verb.doc[first - 1].dep_ in ("aux", "auxpass", "neg"):
         first -= 1
-    words = [tok.text for tok in verb.doc[first : sb.start] if not tok.is_punct]
-    if not words or len(words) > MAX_WORDS:
-        return None
-    return " ".join(words)
+    tokens = [tok for tok in verb.doc[first : sb.start] if not tok.is_punct]
+    while tokens and tokens[-1].pos_ == "DET":  # "won the Nobel Prize": the article is the tail's
+        tokens.pop()
+    if not tokens or len(tokens) > MAX_WORDS or any(t.pos_ in ("PROPN", "NUM") for t in tokens):
+        return None  # a name or number inside: the phrase links through a third thing
+    return " ".join(t.text for t in tokens)

@@ -116,3 +116,15 @@ def test_large_blocks_use_an_approximate_index_that_still_finds_close_pairs():
     pairs = candidate_pairs(entities, vectors, k=5, min_cosine=0.6, min_fuzzy=90, exact_below=100)
     found = {(p.a, p.b) if p.a < p.b else (p.b, p.a) for p in pairs}
     assert len(found & {(i, i + 300) for i in range(300)}) >= 285
+
+
+def test_open_phrase_runs_from_the_verb_to_the_tail_without_its_article(ner):
+    from kgbuild.relations.phrases import open_phrase
+
+    def phrase(text):
+        doc = ner([Document("d", text)])[0]
+        return open_phrase(doc, doc.mentions[0], doc.mentions[-1])
+
+    assert phrase("Alan Turing was born in London.") == "was born in"
+    assert phrase("Marie Curie won the Nobel Prize.") == "won"
+    assert phrase("Nelson Mandela joined the African National Congress in 1944.") is None
