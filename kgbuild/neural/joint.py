@@ -188,6 +188,20 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
     return JointNetwork()
 
 
+def load_pretrained(name: str | Path, hint: str) -> tuple[Any, Any]:
+    """(fast tokenizer, encoder) of a hub name or folder, or a ModelLoadError with `hint`."""
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        encoder = AutoModel.from_pretrained(name)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"cannot load encoder {str(name)!r}: {str(err).splitlines()[0]}", hint=hint) from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(f"encoder {str(name)!r} has no fast tokenizer", hint="pick a model with tokenizer.json")
+    return tokenizer, encoder
+
+
 # -- a loaded model ----------------------------------------------------------------------------
 
 @dataclass
@@ -211,7 +225,6 @@ class JointExtractor:
     @classmethod
     def load(cls, path: str | Path, device: Any = None) -> "JointExtractor":
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
         from kgbuild.device import resolve_device
 
@@ -222,12 +235,7 @@ class JointExtractor:
         device = device if device is not None and not isinstance(device, str) else resolve_device(device or "auto")
         config = json.loads((path / "training_config.json").read_text())
         labels = Labels.load(path / "labels.json")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
-            encoder = AutoModel.from_pretrained(path / "encoder")
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"cannot load the encoder of {path}: {str(err).splitlines()[0]}",
-                                 hint="the folder is incomplete; train it again") from None
+        tokenizer, encoder = load_pretrained(path / "encoder", "the folder is incomplete; train it again")
         net = build_network(encoder, len(labels.entities), len(labels.relations), int(config["max_width"]))
         missing, unexpected = net.load_state_dict(torch.load(path / "heads.pt", map_location="cpu", weights_only=True),
                                                   strict=False)

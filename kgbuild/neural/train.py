@@ -19,7 +19,8 @@ from typing import Any
 
 from kgbuild.errors import KgbuildError
 from kgbuild.neural.formats import Example, read_examples, relation_names
-from kgbuild.neural.joint import JointExtractor, Labels, Prediction, build_network, candidate_spans, windows_of
+from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, load_pretrained,
+                                  windows_of)
 
 TASKS = ("ner", "re")
 
@@ -172,8 +173,6 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     import numpy as np
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModel, AutoTokenizer
-
     from kgbuild.device import resolve_device
 
     if task not in TASKS:
@@ -194,14 +193,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     rng = random.Random(seed)
     dev = resolve_device(device)
     base = resolve_base_model(base_model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        encoder = AutoModel.from_pretrained(base)
-    except (OSError, ValueError) as err:
-        raise KgbuildError(f"cannot load base model {base!r}: {str(err).splitlines()[0]}",
-                           hint="pass --base-model a hub name or a folder with a transformer") from None
-    if not getattr(tokenizer, "is_fast", False):
-        raise KgbuildError(f"base model {base!r} has no fast tokenizer", hint="pick a model with tokenizer.json")
+    tokenizer, encoder = load_pretrained(base, "pass --base-model a hub name or a folder with a transformer")
     max_length = min(max_length, getattr(encoder.config, "max_position_embeddings", max_length))
     net = build_network(encoder, len(labels.entities), len(labels.relations), max_width).to(dev)
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -68,13 +69,14 @@ def test_neural_toml_keys_are_commented_and_its_options_are_accepted(tiny_model)
 def test_cli_trains_and_evaluates_a_relation_model(tmp_path, tiny_encoder, tiny_data):
     out = tmp_path / "model"
     cli = [sys.executable, "-m", "kgbuild.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # a tiny model on a shared machine: one thread is fastest
     train = subprocess.run(cli + ["train", "re", "--train", str(tiny_data), "--dev", str(tiny_data), "--format", "conll04",
                                   "--base-model", str(tiny_encoder), "-o", str(out), "--epochs", "2", "--threads", "1",
-                                  "--device", "cpu", "-q"], capture_output=True, text=True)
+                                  "--device", "cpu", "-q"], capture_output=True, text=True, env=env)
     assert train.returncode == 0, train.stderr
     assert "strict relation F1" in train.stdout and (out / "kgbuild_model.json").is_file()
     ev = subprocess.run(cli + ["eval", "re", "--model", str(out), "--data", str(tiny_data), "--json"],
-                        capture_output=True, text=True)
+                        capture_output=True, text=True, env=env)
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)
     assert set(result["relations"]["micro"]) >= {"precision", "recall", "f1"} and result["examples"] == 4
