@@ -228,11 +228,11 @@ class Answerer:
             levels.append({c: (p, e, s) for c, p, e, s in zip(children.tolist(), parents.tolist(),
                                                                edge_inferred.tolist(), edge_scores.tolist())})
             inferred = inferred[np.searchsorted(nodes, parents)] | edge_inferred
-            nodes, scores = children, child_scores
+            away = children != topic  # a walk never passes through the topic again (see GraphIndex)
+            nodes, scores, inferred = children[away], child_scores[away], inferred[away]
             if not len(nodes):
                 break
-        keep = nodes != topic
-        return _Walk(path, nodes[keep], scores[keep], inferred[keep], levels)
+        return _Walk(path, nodes, scores, inferred, levels)
 
     def _predict(self, nodes: np.ndarray, scores: np.ndarray, hop: int):
         """Embedding proposals for the hop `hop` of `nodes` (the best-scored PREDICT_NODES):

@@ -118,7 +118,8 @@ class GraphIndex:
 
     def _walk(self, topic: int, max_hops: int, exact: bool, ends: bool):
         # Breadth-first over path prefixes, so paths share their prefixes' frontiers; the last
-        # hop's frontier is only computed when `ends` asks for it.
+        # hop's frontier is only computed when `ends` asks for it. A walk never passes through
+        # the topic again: "films that share a director with X" are the other films.
         prefixes: list[tuple[Path_, np.ndarray]] = [((), np.array([topic], dtype=np.int64))]
         for depth in range(1, max_hops + 1):
             grown: list[tuple[Path_, np.ndarray]] = []
@@ -126,8 +127,10 @@ class GraphIndex:
                 for hop in np.flatnonzero(self.has_hop[frontier].any(0)):
                     new = path + (int(hop),)
                     nxt = self.neighbours(frontier, int(hop)) if (ends or depth < max_hops) else None
+                    if nxt is not None:
+                        nxt = nxt[nxt != topic]
                     if depth == max_hops or not exact:
-                        yield new, (nxt[nxt != topic] if nxt is not None else None)
+                        yield new, nxt
                     if depth < max_hops:
                         grown.append((new, nxt))
             prefixes = grown
@@ -137,9 +140,10 @@ class GraphIndex:
         frontier = np.array([topic], dtype=np.int64)
         for hop in path:
             frontier = self.neighbours(frontier, hop)
+            frontier = frontier[frontier != topic]
             if not len(frontier):
                 break
-        return frontier[frontier != topic]
+        return frontier
 
     def edge_parent(self, child: int, hop: int, candidates: np.ndarray) -> int | None:
         """One of `candidates` that reaches `child` by `hop` (for rebuilding a chain)."""
