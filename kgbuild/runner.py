@@ -376,7 +376,7 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
     spool.remap(remap)
     seconds["linking"] += time.perf_counter() - t
     t = time.perf_counter()
-    result.graph = write_graph(out, entities, spool.statements, config.base_iri, pipeline.relation_labels())
+    result.graph = write_graph(out, entities, spool, config.base_iri, pipeline.relation_labels())
     seconds["graph"] += time.perf_counter() - t
 
     result.mentions = dict(sorted(mentions.items()))

@@ -1,14 +1,13 @@
 """Writing a run's graph into OUT/store: rebuilt whole, or, on a re-run where little changed,
 updated in place with only the quads that changed.
 
-The graph is cut into units whose quads depend on nothing else: the dataset node, each entity
-(entity_quads) and each document's statements (fact_quads). OUT/graph.sqlite keeps, per unit, a
-digest of what it was built from and its quads (N-Quads, compressed), and per quad the number of
-units that state it (a quad such as a document node or a fact's direct triple can come from
-several). A re-run rebuilds only the units whose digest changed: their old quads are taken out of
-the store where no unit states them any more, their new quads go in, in one SPARQL update
-transaction. The store then holds exactly the quads a rebuild would write (tests compare the two
-as canonical N-Quads).
+The graph is cut into units that share no quad: the dataset node; each entity's own quads
+(entity_quads, its node as subject); each document's statement nodes (fact_quads); each entity's
+direct fact triples; each relation's declaration; each document node. OUT/graph.sqlite keeps,
+per unit, a digest of what it was built from and its quads (N-Quads, compressed). A re-run
+rebuilds only the units whose digest changed: their old quads leave the store and their new ones
+go in, in one SPARQL update (one transaction). The store then holds exactly the quads a rebuild
+would write (tests compare the two as canonical N-Quads).
 
 A crash cannot leave the two out of step: a rebuild removes the state before it starts and puts
 the new one in place after the new store; an update marks the state dirty before touching the
@@ -31,7 +30,9 @@ from pathlib import Path
 
 from pyoxigraph import Quad, RdfFormat, Store, serialize
 
-from kgbuild.graph.rdf import dataset_quads, entity_quads, fact_quads
+from kgbuild.graph.rdf import dataset_quads, entity_iri, entity_quads, fact_quads, relation_iri
+from kgbuild.graph.rdf import _document_quads as document_quads
+from kgbuild.graph.spool import FactSpool
 from kgbuild.graph.store import STORE_DIR
 from kgbuild.model import Entity, Fact
 
@@ -53,28 +54,55 @@ def _digest(value: object) -> bytes:
     return hashlib.blake2b(repr(value).encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def _line_key(line: bytes) -> bytes:
-    return hashlib.blake2b(line, digest_size=12).digest()
-
-
 def _lines(quads: list[Quad]) -> list[bytes]:
     return serialize(quads, format=RdfFormat.N_QUADS).splitlines() if quads else []
 
 
-def graph_units(entities: Iterable[Entity], statements: Iterable[Fact], base: str,
-                labels: dict[str, str]) -> Iterator[Unit]:
+def _own(quads: Iterable[Quad], subject: Callable[[str], bool]) -> list[Quad]:
+    """The quads whose subject IRI passes `subject`: a unit's share of what a quad function writes."""
+    return [q for q in quads if subject(q.subject.value)]
+
+
+def _asserted(triples: list[tuple[str, str, str]]) -> list[Fact]:
+    """Facts without an extraction behind them: fact_quads writes only their triples and relations."""
+    return [Fact(s, r, o, "", "", 0, 0, 0.0, "") for s, r, o in triples]
+
+
+def graph_units(entities: Iterable[Entity], statements: Iterable[Fact], triples: Iterable[tuple[str, str, str]],
+                base: str, labels: dict[str, str]) -> Iterator[Unit]:
     """Every unit of the graph, its digest computed from its inputs, its quads built only on
-    demand. `statements` come ordered by document (FactSpool.statements)."""
+    demand. `statements` come ordered by document (FactSpool.statements), `triples` (the distinct
+    subject, relation, object) by subject."""
     yield "dataset", _digest(base), lambda: list(dataset_quads(base))
+    documents: set[str] = set()
     for e in entities:
+        documents.update(e.documents)
         digest = _digest((e.key, e.name, e.type, sorted(e.labels), sorted(e.aliases), e.n_mentions,
                           sorted(e.documents), e.why, e.same_as))
-        yield "e:" + e.key, digest, lambda e=e: list(entity_quads([e], base, labels))
+        iri = entity_iri(base, e.key)
+        yield "e:" + e.key, digest, lambda e=e, iri=iri: _own(entity_quads([e], base, labels), iri.__eq__)
+    prefix = base + "statement/"
     for doc_id, group in groupby(statements, key=attrgetter("document")):
+        documents.add(doc_id)
         facts = list(group)
         digest = _digest(sorted((f.subject, f.relation, f.object, f.sentence, f.start, f.end, f.confidence,
                                  f.extractor) for f in facts))
-        yield "d:" + doc_id, digest, lambda facts=facts: list(fact_quads(facts, base, labels))
+        yield "d:" + doc_id, digest, lambda facts=facts: _own(fact_quads(facts, base, labels),
+                                                              lambda v: v.startswith(prefix))
+    relations: dict[str, tuple[str, str, str]] = {}  # relation -> a triple that uses it
+    for subject, group in groupby(triples, key=lambda t: t[0]):
+        rows = list(group)
+        for t in rows:
+            relations.setdefault(t[1], t)
+        iri = entity_iri(base, subject)
+        yield "t:" + subject, _digest(rows), lambda rows=rows, iri=iri: _own(
+            fact_quads(_asserted(rows), base, labels), iri.__eq__)
+    for rel in sorted(relations):
+        iri = relation_iri(base, rel)
+        yield "r:" + rel, _digest(rel), lambda t=relations[rel], iri=iri: _own(
+            fact_quads(_asserted([t]), base, labels), iri.__eq__)
+    for doc_id in sorted(documents):
+        yield "doc:" + doc_id, _digest(doc_id), lambda doc_id=doc_id: list(document_quads(base, doc_id))
 
 
 def _params(base: str, labels: dict[str, str]) -> str:
@@ -85,25 +113,18 @@ def _open_state(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
     db.execute("CREATE TABLE IF NOT EXISTS units (unit TEXT PRIMARY KEY, digest BLOB, quads BLOB)")
-    db.execute("CREATE TABLE IF NOT EXISTS refs (line BLOB PRIMARY KEY, n INTEGER NOT NULL)")
     return db
 
 
-def _count(db: sqlite3.Connection, lines: Iterable[bytes], step: int) -> None:
-    db.executemany("INSERT INTO refs VALUES (?, ?) ON CONFLICT(line) DO UPDATE SET n = n + excluded.n",
-                   ((_line_key(line), step) for line in lines))
-
-
-def write_graph(out: str | Path, entities: list[Entity], statements: Callable[[], Iterable[Fact]], base: str,
+def write_graph(out: str | Path, entities: list[Entity], facts: FactSpool, base: str,
                 labels: dict[str, str]) -> str:
-    """Bring OUT/store to the graph of these entities and statements; "updated" when only the
-    changed units were rewritten, "rebuilt" when the store was written whole.
-
-    `statements` is called for a fresh iterator over the extractions, ordered by document."""
+    """Bring OUT/store to the graph of these entities and spooled facts; "updated" when only the
+    changed units were rewritten, "rebuilt" when the store was written whole."""
     out = Path(out)
-    if update_graph(out, graph_units(entities, statements(), base, labels), _params(base, labels)):
+    params = _params(base, labels)
+    if update_graph(out, graph_units(entities, facts.statements(), facts.triples(), base, labels), params):
         return "updated"
-    rebuild_graph(out, graph_units(entities, statements(), base, labels), _params(base, labels))
+    rebuild_graph(out, graph_units(entities, facts.statements(), facts.triples(), base, labels), params)
     return "rebuilt"
 
 
@@ -123,7 +144,6 @@ def rebuild_graph(out: Path, units: Iterable[Unit], params: str) -> None:
             built = make()
             lines = _lines(built)
             rows.append((unit, digest, zlib.compress(b"\n".join(lines), 1)))
-            _count(db, lines, 1)
             if len(rows) >= _BATCH:
                 db.executemany("INSERT INTO units VALUES (?, ?, ?)", rows)
                 rows.clear()
@@ -187,18 +207,12 @@ def update_graph(out: Path, units: Iterable[Unit], params: str) -> bool:
             lines = _lines(make())
             new_rows.append((unit, digest, zlib.compress(b"\n".join(lines), 1)))
             added.extend(lines)
-        _count(db, removed, -1)
-        _count(db, added, 1)
-        dead = {line for line in removed
-                if db.execute("SELECT n FROM refs WHERE line = ?", (_line_key(line),)).fetchone()[0] <= 0}
-        db.execute("DELETE FROM refs WHERE n <= 0")
-
         store = Store(str(out / STORE_DIR))
-        update = []
-        if dead:
-            update.append("DELETE DATA {\n" + b"\n".join(dead).decode() + "\n}")
+        update = []  # units share no quad: what a changed unit keeps is deleted, then inserted again
+        if removed:
+            update.append("DELETE DATA {\n" + b"\n".join(removed).decode() + "\n}")
         if added:
-            update.append("INSERT DATA {\n" + b"\n".join(dict.fromkeys(added)).decode() + "\n}")
+            update.append("INSERT DATA {\n" + b"\n".join(added).decode() + "\n}")
         if update:
             store.update(" ;\n".join(update))  # one transaction
         store.flush()

@@ -59,6 +59,10 @@ class FactSpool:
         facts = self._db.execute("SELECT COUNT(*) FROM (SELECT DISTINCT subject, relation, object FROM facts)")
         return facts.fetchone()[0], self._db.execute("SELECT COUNT(*) FROM facts").fetchone()[0]
 
+    def triples(self) -> Iterator[tuple[str, str, str]]:
+        """The distinct (subject, relation, object), ordered by subject."""
+        yield from self._db.execute("SELECT DISTINCT subject, relation, object FROM facts ORDER BY 1, 2, 3")
+
     def statements(self) -> Iterator[Fact]:
         for row in self._db.execute(_STATEMENTS):
             yield Fact(*row)
