@@ -109,3 +109,23 @@ def test_head_fitted_for_another_encoder_is_config_error():
     with pytest.raises(ConfigError, match="fitted for the static encoder"):
         registry.build("relations", "zeroshot", {"encoder": "contextual", "head": str(default_head_path("static"))},
                        device="cpu")
+
+
+def test_batch_cut_at_the_pair_budget_scores_every_pair_as_one_batch_does(stages, sample_corpus, monkeypatch):
+    import kgbuild.relations.zeroshot as zeroshot
+
+    ner, rel = stages
+    texts = [p.read_text(encoding="utf-8") for p in sorted(sample_corpus.rglob("*.txt"))]
+
+    def relations():
+        docs = ner([Document(id=str(i), text=t) for i, t in enumerate(texts)])
+        rel(docs)
+        return [[(r.head, r.tail, r.relation, r.confidence) for r in d.relations] for d in docs]
+
+    whole = relations()
+    calls = []
+    forward = rel.forward
+    monkeypatch.setattr(zeroshot, "MAX_BATCH_PAIRS", 1)  # every document its own batch
+    monkeypatch.setattr(rel, "forward", lambda batch: calls.append(len(batch)) or forward(batch))
+    assert relations() == whole and any(whole)
+    assert calls == [1] * len(texts)
