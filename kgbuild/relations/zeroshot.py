@@ -25,8 +25,10 @@ ENCODERS = ("auto", "static", "contextual")
 
 
 # Candidate pairs scored together at most (the document that passes it is kept in the batch):
-# 64 Re-DocRED documents had 23,770 pairs in all, one 10,000-character text 24,502 alone.
-MAX_BATCH_PAIRS = 50_000
+# 64 Re-DocRED documents had 23,770 pairs in all, one 10,000-character text 24,502 alone. One
+# 2 MB file in parts of 10,000 characters peaked at 4,262 MB in batches of 32 parts, 1,209 MB
+# with this budget at 50,000.
+MAX_BATCH_PAIRS = 25_000
 
 
 @register("relations", "zeroshot")
