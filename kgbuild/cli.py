@@ -386,6 +386,7 @@ def ask(
     question: Optional[str] = typer.Argument(None, help="the question; leave it out for an interactive prompt"),
     top: int = typer.Option(5, "--top", "-n", min=1, help="how many answers"),
     scorer: Optional[Path] = typer.Option(None, "--scorer", help="path scorer from `kgbuild train qa` (default: OUT/qa, else zero-shot)"),
+    completion: str = typer.Option("auto", "--completion", help="how a missing fact is inferred: auto (rules, then embeddings), rules, embeddings or none"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -394,7 +395,7 @@ def ask(
 
     from kgbuild.qa.answer import Answerer, format_answers
 
-    answerer = Answerer.open(out, scorer=scorer, device=device)
+    answerer = Answerer.open(out, scorer=scorer, device=device, completion=completion)
 
     def show(text: str) -> None:
         result = answerer.answer(text, top=top)
@@ -443,6 +444,7 @@ def eval_qa(
     embeddings: Optional[Path] = typer.Option(None, "--embeddings", help="folder to save (and reuse) the incomplete KB's embeddings"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="embedding epochs (with --drop-kb)"),
     latency_sample: int = typer.Option(300, "--latency-sample", help="questions per file timed one at a time"),
+    completion: str = typer.Option("rules", "--completion", help="how missing hops are bridged: rules, embeddings, auto or none"),
     device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -451,7 +453,7 @@ def eval_qa(
 
     result = evaluate_metaqa(kb, questions, hops=hops, train_fraction=train_fraction, drop_kb=drop_kb, seed=seed,
                              limit=limit, device=device, embeddings=embeddings, epochs=epochs,
-                             latency_sample=latency_sample)
+                             latency_sample=latency_sample, completion=completion)
     _emit(result, as_json, format_metaqa)
 
 
@@ -492,14 +494,18 @@ def _extraction_trainer(task: str):
         patience: int = typer.Option(5, "--patience", min=1, help="stop after this many epochs without a better dev F1"),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="stop training after this much wall time"),
         limit: Optional[int] = typer.Option(None, "--limit", help="train on the first N examples only"),
+        train_records: Optional[str] = typer.Option(None, "--train-records", help="only records A:B of --train (Re-DocRED: documents; CoNLL: sentences; JSONL: lines), e.g. 0:200"),
+        dev_records: Optional[str] = typer.Option(None, "--dev-records", help="only records A:B of --dev, e.g. 200:250 (may share a file with --train, not a record)"),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
+        from kgbuild.neural.formats import parse_records
         from kgbuild.neural.train import train as run_train
 
         r = run_train(train, dev, out, task=task, fmt=fmt, base_model=base_model, device=device, epochs=epochs,
                       seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
-                      max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet)
+                      max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
+                      train_records=parse_records(train_records), dev_records=parse_records(dev_records))
         rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
         typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
                    f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "
@@ -516,11 +522,14 @@ def _extraction_evaluator(task: str):
         fmt: str = typer.Option("auto", "--format", help="conll04, conll2003, casrel, redocred, jsonl or auto (guess)"),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="windows per forward pass"),
+        records: Optional[str] = typer.Option(None, "--records", help="only records A:B of --data (Re-DocRED: documents), e.g. 250:500"),
         as_json: bool = JsonOpt,
     ) -> None:
+        from kgbuild.neural.formats import parse_records
         from kgbuild.neural.train import evaluate, format_scores
 
-        _emit(evaluate(model, data, fmt, device=device, batch_size=batch_size, task=task), as_json, format_scores)
+        _emit(evaluate(model, data, fmt, device=device, batch_size=batch_size, task=task,
+                       records=parse_records(records)), as_json, format_scores)
 
     command.__doc__ = ("Precision, recall and F1 (micro and macro) of a trained model's entities"
                        + (" and strict relations (both spans, both types, relation type)." if task == "re" else "."))

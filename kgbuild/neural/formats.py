@@ -20,6 +20,7 @@ Formats (`--format`):
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,9 +122,9 @@ def _relations(rec: dict, n_entities: int, path: Path, line: int, head_key: str 
     return out
 
 
-def read_conll04(path: Path) -> list[Example]:
+def read_conll04(path: Path, records: slice = slice(None)) -> list[Example]:
     out = []
-    for line, rec in _json_records(path):
+    for line, rec in _json_records(path)[records]:
         tokens = _get(rec, "tokens", list, path, line)
         text, words = _from_tokens([str(t) for t in tokens])
         entities = []
@@ -137,7 +138,7 @@ def read_conll04(path: Path) -> list[Example]:
     return out
 
 
-def read_conll2003(path: Path) -> list[Example]:
+def read_conll2003(path: Path, records: slice = slice(None)) -> list[Example]:
     out: list[Example] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -179,7 +180,7 @@ def read_conll2003(path: Path) -> list[Example]:
             tokens.append(cols[0])
             tags.append(tag)
     flush()
-    return out
+    return out[records]
 
 
 def _find(text: str, needle: str, taken: dict[str, tuple[int, int]]) -> tuple[int, int] | None:
@@ -194,9 +195,9 @@ def _find(text: str, needle: str, taken: dict[str, tuple[int, int]]) -> tuple[in
     return taken[needle]
 
 
-def read_casrel(path: Path) -> list[Example]:
+def read_casrel(path: Path, records: slice = slice(None)) -> list[Example]:
     out = []
-    for line, rec in _json_records(path):
+    for line, rec in _json_records(path)[records]:
         text = _get(rec, "text", str, path, line)
         triples = _get(rec, "triple_list", list, path, line)
         spans: dict[str, tuple[int, int]] = {}
@@ -231,9 +232,9 @@ def _words_covering(text: str, entities: list[tuple[int, int, str]]) -> list[tup
     return words
 
 
-def read_redocred(path: Path) -> list[Example]:
+def read_redocred(path: Path, records: slice = slice(None)) -> list[Example]:
     out = []
-    for line, doc in _json_records(path):
+    for line, doc in _json_records(path)[records]:
         sents = _get(doc, "sents", list, path, line)
         vertices = _get(doc, "vertexSet", list, path, line)
         by_sentence: dict[int, list[tuple[int, int, int, str]]] = {}  # sent -> (entity, start tok, end tok, type)
@@ -257,7 +258,7 @@ def read_redocred(path: Path) -> list[Example]:
     return out
 
 
-def read_jsonl(path: Path) -> list[Example]:
+def read_jsonl(path: Path, records: slice = slice(None)) -> list[Example]:
     out = []
     with path.open(encoding="utf-8") as f:
         for line, raw in enumerate(f, 1):
@@ -277,7 +278,7 @@ def read_jsonl(path: Path) -> list[Example]:
                 entities.append((s, t, _get(e, "type", str, path, line, p)))
             relations = _relations(rec, len(entities), path, line)
             out.append(Example(text, _words_covering(text, entities), entities, relations, f"{path}:{line}"))
-    return out
+    return out[records]
 
 
 READERS = {"conll04": read_conll04, "conll2003": read_conll2003, "casrel": read_casrel,
@@ -297,15 +298,37 @@ def guess_format(path: Path) -> str:
     raise FormatError(f"cannot tell the format of {path}", hint=f"pass --format, one of {', '.join(FORMATS)}")
 
 
-def read_examples(path: str | Path, fmt: str | None = None) -> list[Example]:
-    """Examples of an annotated file; `fmt` None or "auto" guesses it."""
+def parse_records(text: str | None) -> slice | None:
+    """A record range "A:B" (records A to B-1, counted from 0; either end may be left out) as a slice."""
+    if text in (None, ""):
+        return None
+    m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", text)
+    start, stop = (int(x) if x else None for x in m.groups()) if m else (None, None)
+    if m is None or (start is not None and stop is not None and stop <= start):
+        raise KgbuildError(f"record range {text!r} is not A:B with A < B",
+                           hint="e.g. 0:200 for the first 200 records, 200: for the rest")
+    return slice(start, stop)
+
+
+def ranges_overlap(a: slice | None, b: slice | None) -> bool:
+    """Whether two record ranges (None: the whole file) share a record."""
+    a, b = a or slice(None), b or slice(None)
+    lo = max(a.start or 0, b.start or 0)
+    hi = min(a.stop if a.stop is not None else math.inf, b.stop if b.stop is not None else math.inf)
+    return lo < hi
+
+
+def read_examples(path: str | Path, fmt: str | None = None, records: slice | None = None) -> list[Example]:
+    """Examples of an annotated file; `fmt` None or "auto" guesses it. `records` keeps a range of
+    the file's records: JSON list items (a Re-DocRED document gives one example per sentence),
+    JSONL lines, or CoNLL sentences."""
     path = Path(path)
     if not path.is_file():
         raise KgbuildError(f"data file {path} not found", hint="pass the path of a training or evaluation file")
     fmt = guess_format(path) if fmt in (None, "", "auto") else fmt
     if fmt not in READERS:
         raise KgbuildError(f"unknown data format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    return READERS[fmt](path)
+    return READERS[fmt](path, records or slice(None))
 
 
 def relation_names(path: str | Path, fmt: str | None = None) -> dict[str, str]:

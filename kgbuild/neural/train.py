@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kgbuild.errors import KgbuildError
-from kgbuild.neural.formats import Example, read_examples, relation_names
+from kgbuild.neural.formats import Example, ranges_overlap, read_examples, relation_names
 from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, load_pretrained,
                                   windows_of)
 
@@ -85,6 +85,12 @@ class TrainResult:
     seconds: float  # wall time of the training
     dev: dict[str, Any] = field(default_factory=dict)  # scores of the kept epoch on the dev set
     history: list[dict[str, float]] = field(default_factory=list)  # per epoch: loss, dev entity F1, dev relation F1
+
+
+def _range_text(records: slice | None) -> str | None:
+    if records is None:
+        return None
+    return f"{'' if records.start is None else records.start}:{'' if records.stop is None else records.stop}"
 
 
 def _word_index(words: list[tuple[int, int]]) -> tuple[dict[int, int], dict[int, int]]:
@@ -168,8 +174,12 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
           base_model: str = "auto", device: str = "auto", epochs: int = 20, seed: int = 0, batch_size: int = 16,
           lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
-          threads: int | None = None, quiet: bool = False) -> TrainResult:
-    """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT."""
+          threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
+          dev_records: slice | None = None) -> TrainResult:
+    """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
+
+    `train_records` / `dev_records` keep a range of each file's records (formats.read_examples),
+    so that one file can give both: they must not overlap when both name the same file."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -177,8 +187,12 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
 
     if task not in TASKS:
         raise KgbuildError(f"unknown task {task!r}", hint="use ner or re")
-    train_ex = read_examples(train_path, fmt)[:limit]
-    dev_ex = read_examples(dev_path, fmt)
+    if (train_records or dev_records) and Path(train_path).resolve() == Path(dev_path).resolve() \
+            and ranges_overlap(train_records, dev_records):
+        raise KgbuildError(f"the training and dev records of {train_path} overlap",
+                           hint="give --train-records and --dev-records ranges that share no record, e.g. 0:200 and 200:250")
+    train_ex = read_examples(train_path, fmt, train_records)[:limit]
+    dev_ex = read_examples(dev_path, fmt, dev_records)
     if not train_ex or not dev_ex:
         raise KgbuildError("the training or dev file holds no example", hint="check --train, --dev and --format")
     labels = Labels.from_examples(train_ex, relation_names(train_path), relations=task == "re")
@@ -199,7 +213,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
-              "limit": limit}
+              "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}
     model = JointExtractor(net, tokenizer, labels, config, dev)
     items = training_windows(train_ex, tokenizer, labels, max_width, max_length)
 
@@ -289,15 +303,17 @@ def plot_curves(history: list[dict[str, float]], path: Path, metric: str) -> Non
 # -- evaluation --------------------------------------------------------------------------------
 
 def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
-             batch_size: int = 32, task: str = "re") -> dict[str, Any]:
-    """Entity and strict relation scores of a trained model on an annotated file."""
+             batch_size: int = 32, task: str = "re", records: slice | None = None) -> dict[str, Any]:
+    """Entity and strict relation scores of a trained model on an annotated file (or on a range
+    of its records)."""
     model = JointExtractor.load(model_dir, device)
-    examples = read_examples(data, fmt)
+    examples = read_examples(data, fmt, records)
     t0 = time.perf_counter()
     pred = model.predict([e.text for e in examples], [e.words for e in examples], batch_size=batch_size,
                          relations=task == "re")
     seconds = time.perf_counter() - t0
-    out = {"model": str(model_dir), "data": str(data), "task": task, "examples": len(examples),
+    out = {"model": str(model_dir), "data": str(data), "records": _range_text(records), "task": task,
+           "examples": len(examples),
            "device": str(model.device), "seconds": round(seconds, 2), **score(examples, pred)}
     if task == "ner":
         del out["relations"]
@@ -305,7 +321,9 @@ def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, de
 
 
 def format_scores(result: dict[str, Any]) -> str:
-    lines = [f"{result['model']} on {result['data']}: {result['examples']} texts, {result['seconds']}s on {result['device']}"]
+    records = f" records {result['records']}" if result.get("records") else ""
+    lines = [f"{result['model']} on {result['data']}{records}: {result['examples']} texts, {result['seconds']}s "
+             f"on {result['device']}"]
     for part in ("entities", "relations"):
         if part not in result:
             continue
