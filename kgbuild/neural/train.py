@@ -190,7 +190,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     if (train_records or dev_records) and Path(train_path).resolve() == Path(dev_path).resolve() \
             and ranges_overlap(train_records, dev_records):
         raise KgbuildError(f"the training and dev records of {train_path} overlap",
-                           hint="give --train-records and --dev-records ranges that share no record, e.g. 0:200 and 200:250")
+                           hint="give --train-records and --dev-records that share no record, e.g. 0:200 and 200:250")
     train_ex = read_examples(train_path, fmt, train_records)[:limit]
     dev_ex = read_examples(dev_path, fmt, dev_records)
     if not train_ex or not dev_ex:
