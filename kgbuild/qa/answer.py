@@ -2,9 +2,12 @@
 -> the entities at their ends, each with the chain of facts that leads to it, the sentences those
 facts were extracted from, and the SPARQL query that retrieves the stated part.
 
-Where a hop of the best path has no fact in the graph, the link-prediction embeddings
-(OUT/embeddings, `kgbuild embed`) propose the missing entity, EmbedKGQA-style but hop by hop:
-the answer is then marked inferred, and scores lower than a stated one on the same path.
+Where a hop of the best path has no fact in the graph, the missing entity is proposed, hop by
+hop: by rules read off the graph (kgbuild/qa/rules.py: a film's writer often directed it, films
+sharing a director share a language) and, where they propose nothing, by the link-prediction
+embeddings (OUT/embeddings, `kgbuild embed`), EmbedKGQA-style. The answer is then marked
+inferred, says which rule or the embeddings proposed it, and scores lower than a stated one on
+the same path.
 
     from kgbuild.qa import Answerer
     qa = Answerer.open("out/sample")        # graph, scorer, embeddings and encoder, loaded once
@@ -28,7 +31,10 @@ QA_DIR = "qa"  # OUT/qa: the trained path scorer `kgbuild train qa` saves for OU
 TOP_PATHS = 3  # paths followed per question
 MIN_PATH_SHARE = 0.01  # a path scoring below this share of the best one is not followed
 PREDICT_PER_NODE = 5  # entities the embeddings propose for a missing hop of one entity
-PREDICT_NODES = 32  # entities per hop whose missing edges the embeddings fill (the best-scored)
+PREDICT_NODES = 32  # entities per hop whose missing edges are proposed (the best-scored)
+# How a missing hop is bridged. "auto": the graph's rules, then the embeddings (when trained) for
+# entities no rule covers; measured on MetaQA with half of its KB (README, "Question answering").
+COMPLETIONS = ("auto", "rules", "embeddings", "none")
 
 
 @dataclass
@@ -50,8 +56,9 @@ class Step:
     subject_label: str
     relation_label: str
     object_label: str
-    inferred: bool  # proposed by the embeddings, not in the graph
-    score: float = 1.0  # 1 for a stated fact; the embeddings' probability for an inferred one
+    inferred: bool  # proposed by a rule or the embeddings, not in the graph
+    score: float = 1.0  # 1 for a stated fact; the estimated probability of an inferred one
+    inferred_by: str = ""  # for an inferred fact: the rule (with its measured precision) or "embeddings"
     sources: list[Source] = field(default_factory=list)  # evidence sentences (none for loaded KBs)
 
 
@@ -63,7 +70,7 @@ class Answer:
     iri: str
     label: str
     score: float  # path fit x chain confidence, in (0, 1]
-    stated: bool  # every fact of the chain is in the graph (False: inferred by the embeddings)
+    stated: bool  # every fact of the chain is in the graph (False: some fact was inferred)
     path: list[str]  # the relation path, relation labels, "^" marking a hop against a fact's direction
     chain: list[Step]  # the facts from the topic to the answer
     sparql: str  # the query that retrieves this path's stated answers, with the chain
@@ -95,15 +102,23 @@ class _Walk:
     nodes: np.ndarray  # entity ids at the end
     scores: np.ndarray  # chain confidence of each
     inferred: np.ndarray  # some hop of its chain was inferred
-    levels: list[dict[int, tuple[int, bool, float]]]  # per hop: child -> (parent, inferred edge, edge score)
+    levels: list[dict[int, tuple[int, bool, float, str]]]  # per hop: child -> (parent, inferred edge, edge score, how)
 
 
 class Answerer:
     """A graph, a path scorer, an encoder and (optionally) embeddings and a store, loaded once."""
 
     def __init__(self, graph: GraphTriples, scorer: PathScorer | None = None, encoder: QuestionEncoder | None = None,
-                 embeddings: Any = None, store: Any = None, max_hops: int = 3, device: str = "cpu") -> None:
+                 embeddings: Any = None, store: Any = None, max_hops: int = 3, device: str = "cpu",
+                 completion: str = "auto") -> None:
+        from kgbuild.errors import KgbuildError
+        from kgbuild.qa.rules import RuleCompleter
+
+        if completion not in COMPLETIONS:
+            raise KgbuildError(f"unknown completion {completion!r}", hint=f"choose one of {', '.join(COMPLETIONS)}")
+        self.completion = completion
         self.index = GraphIndex(graph)
+        self.rules = RuleCompleter(self.index)
         self.topics = TopicFinder(self.index)
         self.scorer = scorer or PathScorer()
         self._encoders: dict[str, QuestionEncoder] = {encoder.kind: encoder} if encoder is not None else {}
@@ -116,7 +131,7 @@ class Answerer:
 
     @classmethod
     def open(cls, out: str | Path, scorer: str | Path | None = None, device: str = "cpu",
-             embeddings: bool = True) -> "Answerer":
+             embeddings: bool = True, completion: str = "auto") -> "Answerer":
         """The answerer of output folder `out`: its store, OUT/qa's trained scorer if there is one
         (else zero-shot, or the scorer folder given), OUT/embeddings if trained."""
         from kgbuild.embed.graph import read_graph
@@ -129,7 +144,7 @@ class Answerer:
         emb = None
         if embeddings and (embeddings_dir(out) / "summary.json").is_file():
             emb = load_embeddings(out)
-        return cls(read_graph(store), path_scorer, embeddings=emb, store=store, device=device)
+        return cls(read_graph(store), path_scorer, embeddings=emb, store=store, device=device, completion=completion)
 
     @property
     def encoder(self) -> QuestionEncoder:
@@ -213,20 +228,22 @@ class Answerer:
             children, child_scores, parents = index.expand(nodes, scores, hop)
             edge_inferred = np.zeros(len(children), dtype=bool)
             edge_scores = np.ones(len(children))
-            if self.embeddings is not None:
-                lacking = ~index.has_hop[nodes, hop]
-                if lacking.any():
-                    pc, pp, prob, parent_scores = self._predict(nodes[lacking], scores[lacking], hop)
-                    children = np.concatenate([children, pc])
-                    child_scores = np.concatenate([child_scores, parent_scores * prob])
-                    parents = np.concatenate([parents, pp])
-                    edge_inferred = np.concatenate([edge_inferred, np.ones(len(pc), dtype=bool)])
-                    edge_scores = np.concatenate([edge_scores, prob])
-                    keep = _best_per_child(children, child_scores, edge_inferred)
-                    children, child_scores, parents, edge_inferred, edge_scores = (
-                        children[keep], child_scores[keep], parents[keep], edge_inferred[keep], edge_scores[keep])
-            levels.append({c: (p, e, s) for c, p, e, s in zip(children.tolist(), parents.tolist(),
-                                                               edge_inferred.tolist(), edge_scores.tolist())})
+            how = [""] * len(children)
+            lacking = ~index.has_hop[nodes, hop]
+            if self.completion != "none" and lacking.any():
+                pc, pp, prob, parent_scores, reasons = self._complete(nodes[lacking], scores[lacking], hop)
+                children = np.concatenate([children, pc])
+                child_scores = np.concatenate([child_scores, parent_scores * prob])
+                parents = np.concatenate([parents, pp])
+                edge_inferred = np.concatenate([edge_inferred, np.ones(len(pc), dtype=bool)])
+                edge_scores = np.concatenate([edge_scores, prob])
+                how += reasons
+                keep = _best_per_child(children, child_scores, edge_inferred)
+                children, child_scores, parents, edge_inferred, edge_scores = (
+                    children[keep], child_scores[keep], parents[keep], edge_inferred[keep], edge_scores[keep])
+                how = [how[k] for k in keep.tolist()]
+            levels.append({c: (p, e, s, h) for c, p, e, s, h in zip(children.tolist(), parents.tolist(),
+                                                                     edge_inferred.tolist(), edge_scores.tolist(), how)})
             inferred = inferred[np.searchsorted(nodes, parents)] | edge_inferred
             away = children != topic  # a walk never passes through the topic again (see GraphIndex)
             nodes, scores, inferred = children[away], child_scores[away], inferred[away]
@@ -234,25 +251,43 @@ class Answerer:
                 break
         return _Walk(path, nodes, scores, inferred, levels)
 
-    def _predict(self, nodes: np.ndarray, scores: np.ndarray, hop: int):
-        """Embedding proposals for the hop `hop` of `nodes` (the best-scored PREDICT_NODES):
-        (children, parents, probability of each, parent score). Candidates are the entities
-        that take this role in some fact (a film's director is someone who directed a film)."""
+    def _complete(self, nodes: np.ndarray, scores: np.ndarray, hop: int):
+        """Proposals for the missing hop `hop` of `nodes` (the best-scored PREDICT_NODES):
+        (children, parents, probability of each, parent score, what proposed each)."""
+        order = np.argsort(-scores, kind="stable")[:PREDICT_NODES]
+        nodes, scores = nodes[order], scores[order]
+        parts = []
+        if self.completion in ("auto", "rules"):
+            parts.append(self.rules.propose(nodes, hop, top=PREDICT_PER_NODE, explain=True))
+        if self.embeddings is not None and self.completion in ("auto", "embeddings"):
+            todo = np.setdiff1d(nodes, parts[0][1]) if parts else nodes
+            children, parents, probs = self._predict(todo, hop)
+            parts.append((children, parents, probs, ["embeddings"] * len(children)))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0), np.zeros(0), []
+        parent_score = dict(zip(nodes.tolist(), scores.tolist()))
+        parents = np.concatenate([p[1] for p in parts])
+        return (np.concatenate([p[0] for p in parts]), parents, np.concatenate([p[2] for p in parts]),
+                np.array([parent_score[x] for x in parents.tolist()], dtype=float), [r for p in parts for r in p[3]])
+
+    def _predict(self, nodes: np.ndarray, hop: int):
+        """Embedding proposals for the hop `hop` of `nodes`: (children, parents, probability of
+        each). Candidates are the entities that take this role in some fact (a film's director
+        is someone who directed a film)."""
         import torch
 
         index = self.index
         empty = np.zeros(0, dtype=np.int64)
         rel = self._relation_emb.get(index.relations[hop // 2])
-        emb_ids = self._emb_id[nodes]
+        emb_ids = self._emb_id[nodes] if len(nodes) else empty
         usable = emb_ids >= 0
         if rel is None or not usable.any():
-            return empty, empty, np.zeros(0), np.zeros(0)
-        nodes, scores, emb_ids = nodes[usable], scores[usable], emb_ids[usable]
-        order = np.argsort(-scores, kind="stable")[:PREDICT_NODES]
-        nodes, scores, emb_ids = nodes[order], scores[order], emb_ids[order]
+            return empty, empty, np.zeros(0)
+        nodes, emb_ids = nodes[usable], emb_ids[usable]
         candidates = self._candidates(hop)
-        if not len(candidates):
-            return empty, empty, np.zeros(0), np.zeros(0)
+        if not len(candidates[0]):
+            return empty, empty, np.zeros(0)
         model = self.embeddings.model
         with torch.inference_mode():
             if hop % 2 == 0:
@@ -267,7 +302,7 @@ class Answerer:
             top_p, top_i = probs.topk(k, dim=1)
         children = candidates[0][top_i.numpy()]
         parents = np.repeat(nodes, k)
-        return children.reshape(-1), parents, top_p.numpy().reshape(-1).astype(float), np.repeat(scores, k)
+        return children.reshape(-1), parents, top_p.numpy().reshape(-1).astype(float)
 
     def _candidates(self, hop: int) -> tuple[np.ndarray, np.ndarray]:
         """(index ids, embedding ids) of the entities at the far end of some `hop` fact."""
@@ -283,11 +318,11 @@ class Answerer:
         steps = []
         child = node
         for depth in range(len(walk.levels) - 1, -1, -1):
-            parent, inferred, score = walk.levels[depth][child]
+            parent, inferred, score, how = walk.levels[depth][child]
             hop = walk.path[depth]
             s, r, o = index.triple(parent, hop, child)
             steps.append(Step(s, r, o, index.label_of(s), index.graph.label(r), index.label_of(o),
-                              inferred=inferred, score=round(float(score), 6)))
+                              inferred=inferred, score=round(float(score), 6), inferred_by=how))
             child = parent
         return steps[::-1]
 
@@ -375,10 +410,10 @@ def format_answers(result: AskResult, sparql: bool = True) -> str:
         lines.append(result.message)
     queries: dict[str, list[int]] = {}
     for a in result.answers:
-        mark = "stated" if a.stated else "inferred by the embeddings"
+        mark = "stated" if a.stated else "inferred"
         lines.append(f"{a.rank}. {a.label}  score {a.score:.3f}  ({mark})  path: {' / '.join(a.path)}")
         for st in a.chain:
-            how = f"  [inferred, p={st.score:.2f}]" if st.inferred else ""
+            how = f"  [inferred, p={st.score:.2f}: {st.inferred_by}]" if st.inferred else ""
             lines.append(f"     {st.subject_label} --{st.relation_label}--> {st.object_label}{how}")
             for src in st.sources[:2]:
                 lines.append(f"        \"{src.sentence}\" ({src.document})")

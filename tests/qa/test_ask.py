@@ -39,12 +39,14 @@ def test_two_hop_question_follows_a_chain_of_two_facts(answerer):
     assert "?x1" in best.sparql
 
 
-def test_missing_fact_is_inferred_by_the_embeddings_and_marked_so(answerer):
+def test_missing_fact_is_inferred_by_the_embeddings_and_marked_so(people_kb):
+    answerer = Answerer.open(people_kb, completion="embeddings")
     result = answerer.answer("where was [Zofia Nowak] born")
     best = result.answers[0]
     assert best.label == "Warsaw"
     assert not best.stated
     assert best.chain[0].inferred and 0 < best.chain[0].score < 1
+    assert best.chain[0].inferred_by == "embeddings"
     # nothing in the graph states it, so the path's query returns no answer
     assert query(answerer.store, best.sparql).rows == []
 

@@ -1,0 +1,66 @@
+"""Inferring a missing hop from rules read off the graph (kgbuild/qa/rules.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kgbuild.errors import KgbuildError
+from kgbuild.qa import Answerer
+from kgbuild.qa.index import GraphIndex
+from kgbuild.qa.load import kb_graph
+from kgbuild.qa.rules import RuleCompleter
+
+
+def test_missing_fact_is_inferred_by_a_rule_that_the_answer_names(people_kb):
+    result = Answerer.open(people_kb, completion="rules").answer("where was [Zofia Nowak] born")
+    best = result.answers[0]
+    assert best.label == "Warsaw" and not best.stated
+    step = best.chain[0]
+    assert step.inferred and 0 < step.score < 1
+    # colleagues at the University of Warsaw were born in Warsaw
+    assert step.inferred_by.startswith("rule place_of_birth(x, y) <= employer(x, z), employer(x', z), place_of_birth(x', y)")
+
+
+def test_without_completion_a_missing_fact_is_not_answered(people_kb):
+    result = Answerer.open(people_kb, completion="none").answer("where was [Zofia Nowak] born")
+    assert all(a.stated for a in result.answers)
+
+
+def test_unknown_completion_is_refused_with_the_choices(people_kb):
+    with pytest.raises(KgbuildError, match="unknown completion") as err:
+        Answerer.open(people_kb, completion="magic")
+    assert "rules" in err.value.hint
+
+
+def _films(n: int = 40) -> list[tuple[str, str, str]]:
+    """Films whose writer directed them, and films that share a director sharing a language."""
+    triples = []
+    for i in range(n):
+        person = f"Person {i % 8}"
+        triples += [(f"Film {i}", "written_by", person), (f"Film {i}", "directed_by", person),
+                    (f"Film {i}", "in_language", "French" if i % 8 < 2 else "English")]
+    return triples
+
+
+def test_rule_precision_is_measured_and_a_parallel_relation_is_proposed():
+    triples = [t for t in _films() if t != ("Film 3", "directed_by", "Person 3")]
+    index = GraphIndex(kb_graph(triples))
+    rules = RuleCompleter(index)
+    hop = 2 * index.relation_index[next(r for r in index.relations if r.endswith("directed_by"))]
+    assert rules.rules(hop).precision_at_1 == 1.0  # every other film's director is its writer
+    film = np.array([index.entity_id[next(e for e in index.entities if e.endswith("/Film%203"))]])
+    children, parents, probs, why = rules.propose(film, hop, top=1, explain=True)
+    assert index.labels[int(children[0])] == "Person 3" and parents[0] == film[0]
+    assert 0 < probs[0] <= 1 and "directed_by(x, y) <= written_by(x, y)" in why[0]
+
+
+def test_sibling_rule_proposes_the_language_of_films_sharing_a_director():
+    triples = [t for t in _films() if t != ("Film 9", "in_language", "French")]
+    index = GraphIndex(kb_graph(triples))
+    rules = RuleCompleter(index)
+    hop = 2 * index.relation_index[next(r for r in index.relations if r.endswith("in_language"))]
+    film = np.array([index.entity_id[next(e for e in index.entities if e.endswith("/Film%209"))]])
+    children, _, _, _ = rules.propose(film, hop, top=1)
+    # the prior says English (32 of 39 films); Person 1's other films are French
+    assert index.labels[int(children[0])] == "French"
