@@ -13,7 +13,9 @@ Scoring, micro-averaged over documents:
 - relations: predictions are taken at entity level, one per (head entity, property, tail entity)
   of a document (entities from the linking stage, or the normalised mention text without it); a
   prediction is correct when some name of its head and of its tail is a mention name of a gold
-  triple's head and tail entities and the property is the same; each gold triple is matched once."""
+  triple's head and tail entities and the property is the same; each gold triple is matched once;
+- same-sentence share: the gold triples whose head and tail have a mention in one sentence (all a
+  sentence-by-sentence extractor can see), and the recall on those alone."""
 
 from __future__ import annotations
 
@@ -75,8 +77,15 @@ def entity_names(doc: Document) -> dict[str, set[str]]:
     return names
 
 
+def same_sentence(raw: dict[str, Any], triples: list[tuple[int, str, int]]) -> set[int]:
+    """Indexes of the triples whose head and tail have a mention in one sentence."""
+    sents = [{m["sent_id"] for m in ent} for ent in raw["vertexSet"]]
+    return {g for g, (h, _, t) in enumerate(triples) if sents[h] & sents[t]}
+
+
 def match_document(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
-    """Counts for one document: mention recall and relation true positives per property."""
+    """Counts for one document: mention recall, relation true positives per property, and how many
+    gold triples lie within one sentence and how many of those were found."""
     gold_entities, gold_triples, gold_mentions = gold_of(raw)
     predicted_names = {normalise(m.text) for m in doc.mentions}
     found = sum(c for n, c in gold_mentions.items() if n in predicted_names)
@@ -92,7 +101,9 @@ def match_document(doc: Document, raw: dict[str, Any]) -> dict[str, Any]:
                 used.add(g)
                 tp[r] += 1
                 break
-    return {"mentions_gold": sum(gold_mentions.values()), "mentions_found": found, "tp": tp, "pred": pred, "gold": gold}
+    within = same_sentence(raw, gold_triples)
+    return {"mentions_gold": sum(gold_mentions.values()), "mentions_found": found, "tp": tp, "pred": pred, "gold": gold,
+            "same_sentence_gold": len(within), "same_sentence_tp": len(within & used)}
 
 
 def _prf(tp: int, pred: int, gold: int) -> dict[str, float]:
@@ -160,11 +171,13 @@ def evaluate_redocred(path: str | Path, config: Any = None, limit: int | None = 
     seconds = time.perf_counter() - start
 
     tp, pred, gold = Counter(), Counter(), Counter()
-    m_gold = m_found = 0
+    m_gold = m_found = ss_gold = ss_tp = 0
     for doc, raw in zip(docs, raws):
         c = match_document(doc, raw)
         tp.update(c["tp"]); pred.update(c["pred"]); gold.update(c["gold"])
         m_gold += c["mentions_gold"]; m_found += c["mentions_found"]
+        ss_gold += c["same_sentence_gold"]; ss_tp += c["same_sentence_tp"]
+    n_gold = sum(gold.values())
     top = [r for r, _ in gold.most_common(TOP_RELATIONS)]
     return {
         "dataset": str(path),
@@ -174,7 +187,9 @@ def evaluate_redocred(path: str | Path, config: Any = None, limit: int | None = 
         "seconds": round(seconds, 2),
         "words_per_second": round(n_words / seconds, 1) if seconds else 0.0,
         "mention_recall": round(100 * m_found / m_gold, 2) if m_gold else 0.0,
-        "relations": _prf(sum(tp.values()), sum(pred.values()), sum(gold.values())),
+        "relations": _prf(sum(tp.values()), sum(pred.values()), n_gold),
+        "same_sentence": {"gold": ss_gold, "share": round(100 * ss_gold / n_gold, 2) if n_gold else 0.0,
+                          "tp": ss_tp, "recall": round(100 * ss_tp / ss_gold, 2) if ss_gold else 0.0},
         "per_relation": {r: _prf(tp[r], pred[r], gold[r]) for r in top},
         "pipeline": info(),
     }
@@ -190,6 +205,12 @@ def format_report(result: dict[str, Any]) -> str:
         f"mention recall {result['mention_recall']:.2f}",
         f"relations      P {rel['precision']:.2f}  R {rel['recall']:.2f}  F1 {rel['f1']:.2f}"
         f"  (tp {rel['tp']}, predicted {rel['predicted']}, gold {rel['gold']})",
+    ]
+    if "same_sentence" in result:
+        ss = result["same_sentence"]
+        lines.append(f"same sentence  {ss['share']:.2f}% of gold ({ss['gold']}) have head and tail in one sentence;"
+                     f" recall on those {ss['recall']:.2f} (tp {ss['tp']})")
+    lines += [
         "",
         f"{'property':<10}{'P':>8}{'R':>8}{'F1':>8}{'pred':>7}{'gold':>7}",
     ]

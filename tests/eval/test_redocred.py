@@ -55,6 +55,13 @@ def test_wrong_direction_is_not_a_match():
     assert match_document(doc, RAW)["tp"]["P19"] == 0
 
 
+def test_gold_triples_across_sentences_are_counted_apart_from_those_within_one():
+    raw = {**RAW, "labels": RAW["labels"] + [{"h": 0, "t": 2, "r": "P27"}]}  # Ada (sentence 0), England (1)
+    c = match_document(_doc([(0, "P19", 1, 0.9), (0, "P27", 2, 0.8)]), raw)
+    assert c["tp"] == Counter({"P19": 1, "P27": 1})
+    assert (c["same_sentence_gold"], c["same_sentence_tp"]) == (3, 1)  # P27 is found but lies across sentences
+
+
 @pytest.mark.slow
 def test_three_redocred_documents_are_scored(pipeline):
     if not DATA.is_file():
