@@ -30,7 +30,7 @@ from pathlib import Path
 
 from pyoxigraph import Quad, RdfFormat, Store, serialize
 
-from kgbuild.graph.rdf import dataset_quads, entity_iri, entity_quads, fact_quads, relation_iri
+from kgbuild.graph.rdf import dataset_quads, entity_quads, fact_quads
 from kgbuild.graph.rdf import _document_quads as document_quads
 from kgbuild.graph.spool import FactSpool
 from kgbuild.graph.store import STORE_DIR
@@ -58,11 +58,6 @@ def _lines(quads: list[Quad]) -> list[bytes]:
     return serialize(quads, format=RdfFormat.N_QUADS).splitlines() if quads else []
 
 
-def _own(quads: Iterable[Quad], subject: Callable[[str], bool]) -> list[Quad]:
-    """The quads whose subject IRI passes `subject`: a unit's share of what a quad function writes."""
-    return [q for q in quads if subject(q.subject.value)]
-
-
 def _asserted(triples: list[tuple[str, str, str]]) -> list[Fact]:
     """Facts without an extraction behind them: fact_quads writes only their triples and relations."""
     return [Fact(s, r, o, "", "", 0, 0, 0.0, "") for s, r, o in triples]
@@ -79,28 +74,23 @@ def graph_units(entities: Iterable[Entity], statements: Iterable[Fact], triples:
         documents.update(e.documents)
         digest = _digest((e.key, e.name, e.type, sorted(e.labels), sorted(e.aliases), e.n_mentions,
                           sorted(e.documents), e.why, e.same_as))
-        iri = entity_iri(base, e.key)
-        yield "e:" + e.key, digest, lambda e=e, iri=iri: _own(entity_quads([e], base, labels), iri.__eq__)
-    prefix = base + "statement/"
+        yield "e:" + e.key, digest, lambda e=e: list(entity_quads([e], base, labels, with_documents=False))
     for doc_id, group in groupby(statements, key=attrgetter("document")):
         documents.add(doc_id)
         facts = list(group)
         digest = _digest(sorted((f.subject, f.relation, f.object, f.sentence, f.start, f.end, f.confidence,
                                  f.extractor) for f in facts))
-        yield "d:" + doc_id, digest, lambda facts=facts: _own(fact_quads(facts, base, labels),
-                                                              lambda v: v.startswith(prefix))
+        yield "d:" + doc_id, digest, lambda facts=facts: list(fact_quads(facts, base, labels, parts=("statements",)))
     relations: dict[str, tuple[str, str, str]] = {}  # relation -> a triple that uses it
     for subject, group in groupby(triples, key=lambda t: t[0]):
         rows = list(group)
         for t in rows:
             relations.setdefault(t[1], t)
-        iri = entity_iri(base, subject)
-        yield "t:" + subject, _digest(rows), lambda rows=rows, iri=iri: _own(
-            fact_quads(_asserted(rows), base, labels), iri.__eq__)
+        yield "t:" + subject, _digest(rows), lambda rows=rows: list(
+            fact_quads(_asserted(rows), base, labels, parts=("triples",)))
     for rel in sorted(relations):
-        iri = relation_iri(base, rel)
-        yield "r:" + rel, _digest(rel), lambda t=relations[rel], iri=iri: _own(
-            fact_quads(_asserted([t]), base, labels), iri.__eq__)
+        yield "r:" + rel, _digest(rel), lambda t=relations[rel]: list(
+            fact_quads(_asserted([t]), base, labels, parts=("relations",)))
     for doc_id in sorted(documents):
         yield "doc:" + doc_id, _digest(doc_id), lambda doc_id=doc_id: list(document_quads(base, doc_id))
 

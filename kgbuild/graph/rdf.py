@@ -138,9 +138,11 @@ def _document_quads(base: str, doc_id: str) -> Iterator[Quad]:
 
 
 def entity_quads(
-    entities: Iterable[Entity], base: str, relation_labels: dict[str, str] | None = None
+    entities: Iterable[Entity], base: str, relation_labels: dict[str, str] | None = None,
+    with_documents: bool = True,
 ) -> Iterator[Quad]:
-    """Types, names, mention counts, documents and merge reasons of each entity.
+    """Types, names, mention counts, documents and merge reasons of each entity, then (with
+    `with_documents`) the nodes of the documents they are mentioned in.
 
     `relation_labels` is unused here; it is accepted so both quad functions take the same
     arguments and a caller can chain them."""
@@ -162,12 +164,17 @@ def entity_quads(
             yield Quad(node, kg(base, "mergeReason"), Literal(reason))
         for iri in getattr(entity, "same_as", ()):
             yield Quad(node, NamedNode(OWL + "sameAs"), NamedNode(iri))
-    for doc_id in sorted(documents):
-        yield from _document_quads(base, doc_id)
+    if with_documents:
+        for doc_id in sorted(documents):
+            yield from _document_quads(base, doc_id)
+
+
+FACT_PARTS = ("relations", "triples", "statements", "documents")
 
 
 def fact_quads(
-    facts: Iterable[Fact], base: str, relation_labels: dict[str, str] | None = None
+    facts: Iterable[Fact], base: str, relation_labels: dict[str, str] | None = None,
+    parts: tuple[str, ...] = FACT_PARTS,
 ) -> Iterator[Quad]:
     """One triple per distinct (subject, relation, object) in the default graph, one statement
     node per extraction (none for a fact with no document: a loaded knowledge-base triple), and
@@ -175,7 +182,9 @@ def fact_quads(
     first, skos:altLabel the rest).
 
     An extraction seen twice (same sentence, same extractor, e.g. two mention pairs of the same
-    entities) keeps its highest confidence, so a statement node has exactly one of each value."""
+    entities) keeps its highest confidence, so a statement node has exactly one of each value.
+    `parts` (of FACT_PARTS) limits what is written: the incremental graph writes each part as
+    a unit of its own."""
     labels = relation_labels or {}
     triples: set[tuple[str, str, str]] = set()
     statements: dict[str, Fact] = {}
@@ -188,7 +197,7 @@ def fact_quads(
         if seen is None or fact.confidence > seen.confidence:
             statements[iri] = fact
 
-    for rel_id in sorted({relation for _, relation, _ in triples}):
+    for rel_id in sorted({relation for _, relation, _ in triples}) if "relations" in parts else ():
         prop = NamedNode(relation_iri(base, rel_id))
         yield Quad(prop, RDF_TYPE, OWL_OBJECT_PROPERTY)
         # a list of labels: the relation phrases merged into it, the first one its name
@@ -197,14 +206,14 @@ def fact_quads(
         yield Quad(prop, RDFS_LABEL, Literal(names[0]))
         for alt in names[1:]:
             yield Quad(prop, SKOS_ALT_LABEL, Literal(alt))
-    for subject, relation, obj in sorted(triples):
+    for subject, relation, obj in sorted(triples) if "triples" in parts else ():
         yield Quad(
             NamedNode(entity_iri(base, subject)),
             NamedNode(relation_iri(base, relation)),
             NamedNode(entity_iri(base, obj)),
         )
     documents: set[str] = set()
-    for iri, fact in statements.items():
+    for iri, fact in statements.items() if "statements" in parts else ():
         node = NamedNode(iri)
         yield Quad(node, RDF_TYPE, RDF_STATEMENT)
         yield Quad(node, RDF_SUBJECT, NamedNode(entity_iri(base, fact.subject)))
@@ -217,5 +226,5 @@ def fact_quads(
         yield Quad(node, kg(base, "confidence"), Literal(float(fact.confidence)))
         yield Quad(node, kg(base, "extractor"), Literal(fact.extractor))
         documents.add(fact.document)
-    for doc_id in sorted(documents):
+    for doc_id in sorted(documents) if "documents" in parts else ():
         yield from _document_quads(base, doc_id)
