@@ -41,6 +41,16 @@ if pl is not None:
         def on_train_start(self, trainer, pl_module) -> None:
             Path(self.folder, f"rank{trainer.global_rank}").write_text(str(os.getpid()))
 
+        def teardown(self, trainer, pl_module, stage: str) -> None:
+            # Lightning leaves the process group alive when a spawned rank returns; its gloo
+            # threads were then torn down at interpreter exit and a rank now and then aborted
+            # ("terminate called without an active exception"), failing the whole fit. Nothing
+            # collective runs after this hook (rank 0 only saves its weights for the parent).
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+
 
 def train_lightning(training, config: TrainConfig, validation=None, processes: int = 2,
                     accelerator: str = "cpu", epochs: int | None = None, seed: int = 0) -> LightningResult:
