@@ -30,14 +30,13 @@ SEED = 0
 @dataclass
 class HopRules:
     """The rules for one hop with their measured precision (share of right first guesses when the
-    rule proposes anything) and coverage (share of sample entities it proposes something for)."""
+    rule proposes anything)."""
 
     hop: int
     prior: np.ndarray  # P(object) over all entities, from how often each is this hop's object
     prior_precision: float
     parallel: dict[int, float]  # hop s -> precision of r(x, y) <= s(x, y)
     sibling: dict[int, float]  # hop s -> precision of r(x, y) <= s(x, z), s(x', z), r(x', y)
-    coverage: dict[str, float]  # rule name -> coverage
     precision_at_1: float  # of the mixed proposal, on the same sample
     sample: int  # entities measured on
 
@@ -51,6 +50,13 @@ class RuleCompleter:
         self.seed = seed
         self._rules: dict[int, HopRules] = {}
         self._spread: dict[int, object] = {}
+        self._float: dict[int, object] = {}
+
+    def _adjacency(self, hop: int):
+        """The hop's adjacency as float32, converted once (it is multiplied on every proposal)."""
+        if hop not in self._float:
+            self._float[hop] = self.index.adjacency[hop].astype(np.float32)
+        return self._float[hop]
 
     # -- rule statistics ---------------------------------------------------------------------
     def _spread_of(self, s: int):
@@ -58,7 +64,7 @@ class RuleCompleter:
         if s not in self._spread:
             import scipy.sparse as sp
 
-            back = self.index.adjacency[s ^ 1].astype(np.float32)
+            back = self._adjacency(s ^ 1)
             deg = np.asarray(back.sum(axis=1)).ravel()
             inv = np.divide(1.0, deg, out=np.zeros_like(deg), where=deg > 0)
             self._spread[s] = sp.diags(inv) @ back
@@ -70,14 +76,14 @@ class RuleCompleter:
         import scipy.sparse as sp
 
         index = self.index
-        target = index.adjacency[hop].astype(np.float32)
+        target = self._adjacency(hop)
         objects = index.has_hop[:, hop ^ 1]
         keep = sp.diags(objects.astype(np.float32))
         out = {}
         rows = np.arange(len(nodes))
         nodes = np.asarray(nodes, dtype=np.int64)
         for kind, s in rules:
-            first = index.adjacency[s][nodes].astype(np.float32)
+            first = self._adjacency(s)[nodes]
             if kind == "parallel":
                 votes = first @ keep
             else:
@@ -106,7 +112,6 @@ class RuleCompleter:
         candidates = [("parallel", s) for s in range(index.n_hops) if s != hop]
         candidates += [("sibling", s) for s in range(index.n_hops) if s != hop]
         precision: dict[tuple[str, int], float] = {}
-        coverage: dict[str, float] = {}
         best_prior = int(np.argmax(prior)) if counts.sum() else -1
         prior_precision = float(np.mean([best_prior in _row(truth, i) for i in range(len(sample))])) if len(sample) else 0.0
         if len(sample):
@@ -117,12 +122,11 @@ class RuleCompleter:
                     continue
                 right = sum(_argmax_row(dist, i) in _row(truth, i) for i in fired)
                 precision[key] = right / len(fired)
-                coverage[f"{key[0]} {index.hop_name(key[1]).text()}"] = round(len(fired) / len(sample), 3)
         rules = HopRules(
             hop=hop, prior=prior, prior_precision=prior_precision,
             parallel={s: p for (k, s), p in precision.items() if k == "parallel" and p > 0},
             sibling={s: p for (k, s), p in precision.items() if k == "sibling" and p > 0},
-            coverage=coverage, precision_at_1=0.0, sample=len(sample))
+            precision_at_1=0.0, sample=len(sample))
         self._rules[hop] = rules
         if len(sample):
             children, parents, _, _ = self.propose(sample, hop, top=1, exclude_known=False)
