@@ -186,13 +186,14 @@ def eval_memory(
     data: Path = typer.Argument(..., help="a corpus folder, or a Re-DocRED JSON file for its texts"),
     docs: Optional[list[int]] = typer.Option(None, "--docs", help="corpus sizes to run (repeatable; default 1000 and 10000, none with --file-mb)"),
     file_mb: Optional[list[float]] = typer.Option(None, "--file-mb", help="also run one generated text file of this many MB (repeatable)"),
+    workers: int = typer.Option(1, "--workers", min=1, help="run with --workers N (the peaks of the main process and of the largest worker are both reported)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Peak resident memory of `kgbuild run` (each in a child process) by corpus size and for one big file."""
     from kgbuild.eval.memory import format_memory, measure_memory
 
     default = [] if file_mb else [1000, 10000]
-    result = measure_memory(data, docs=docs if docs is not None else default, file_mb=file_mb or [])
+    result = measure_memory(data, docs=docs if docs is not None else default, file_mb=file_mb or [], workers=workers)
     _emit(result, as_json, format_memory)
 
 

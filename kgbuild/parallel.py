@@ -86,6 +86,24 @@ class LocalWorkers:
         while pending:
             yield self._finish(*pending.popleft())
 
+    def starmap(self, fn: Any, args: Iterable[tuple]) -> Iterator[Any]:
+        """fn(*a) for each tuple `a` of `args`, run in the workers, results in order; at most
+        2 calls per worker in flight. `fn` must be a module-level function (it is pickled by name)."""
+        pending: deque = deque()
+        for a in args:
+            pending.append(self._pool.apply_async(fn, a))
+            if len(pending) >= self.window:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+    def build_graph(self, chunks: Iterable[list], base: str) -> Iterator[list]:
+        """Build chunks of graph units (kgbuild.graph.incremental.build_units) in the workers: at
+        the end of a run they are free, and the graph stage is then most of what is left."""
+        from kgbuild.graph.incremental import build_units
+
+        return self.starmap(build_units, ((chunk, base) for chunk in chunks))
+
     def _finish(self, key: Any, docs: list[Document], job: Any) -> tuple[Any, list[Document], list[bytes]]:
         if job is None:
             return key, docs, []

@@ -339,52 +339,57 @@ def run(corpus: str | Path, out: str | Path, config: Config | str | Path | None 
             yield from pool.map(with_fresh())
         finally:
             pipeline.seconds.update(pool.seconds)
-            if own_pipeline:
-                pipeline.close()
 
-    with _progress(quiet) as progress:
-        task = progress.add_task("kgbuild run", total=total, words=0)
-        for batch, fresh, blobs in processed():
-            if cache is not None:
-                cache.store(fresh, blobs)  # before linking, which rewrites mention types and keys
-            pipeline.process(batch, ("linking",))
-            for doc in batch:
-                result.documents += 1
-                result.words += doc.n_words
-                result.sentences += len(doc.sentences)
-                mentions.update(m.type for m in doc.mentions)
-                result.relation_mentions += len(doc.relations)
-                doc.parse = None  # the parse is large and no later stage needs it
-            spool.add(facts_from_documents(batch))
-            progress.update(task, advance=len(batch), words=result.words)
+    try:
+        with _progress(quiet) as progress:
+            task = progress.add_task("kgbuild run", total=total, words=0)
+            for batch, fresh, blobs in processed():
+                if cache is not None:
+                    cache.store(fresh, blobs)  # before linking, which rewrites mention types and keys
+                pipeline.process(batch, ("linking",))
+                for doc in batch:
+                    result.documents += 1
+                    result.words += doc.n_words
+                    result.sentences += len(doc.sentences)
+                    mentions.update(m.type for m in doc.mentions)
+                    result.relation_mentions += len(doc.relations)
+                    doc.parse = None  # the parse is large and no later stage needs it
+                spool.add(facts_from_documents(batch))
+                progress.update(task, advance=len(batch), words=result.words)
 
-    result.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
-    if result.documents == 0:
+        result.skipped = [{"path": s.path, "reason": s.reason} for s in skipped]
+        if result.documents == 0:
+            spool.close()
+            result.save()
+            why = f"; {len(skipped)} file(s) skipped, reasons in {out / REPORT}" if skipped else ""
+            raise CorpusError(f"no readable document under {root}{why}",
+                              hint="add .txt, .md, .jsonl or .html files to the corpus")
+
+        if cache is not None:
+            result.reused = cache.hits
+            result.removed = cache.prune(seen)
+            cache.close()
+        seconds.update(pipeline.seconds)
+        t = time.perf_counter()
+        entities, remap = pipeline.finalize()
+        spool.remap(remap)
+        seconds["linking"] += time.perf_counter() - t
+        t = time.perf_counter()
+        # with local workers, they build the graph's quads too: at this point they have nothing to do
+        pool = pipeline._pool if engine == "local" and workers > 1 else None
+        build = pool.build_graph if pool is not None else None
+        result.graph = write_graph(out, entities, spool, config.base_iri, pipeline.relation_labels(), build)
+        seconds["graph"] += time.perf_counter() - t
+
+        result.mentions = dict(sorted(mentions.items()))
+        result.entities = len(entities)
+        result.facts, result.statements = spool.counts()
         spool.close()
+        seconds["total"] = time.perf_counter() - t_start
+        result.seconds = {k: round(v, 3) for k, v in seconds.items()}
+        result.finished = datetime.now(timezone.utc).isoformat()
         result.save()
-        why = f"; {len(skipped)} file(s) skipped, reasons in {out / REPORT}" if skipped else ""
-        raise CorpusError(f"no readable document under {root}{why}",
-                          hint="add .txt, .md, .jsonl or .html files to the corpus")
-
-    if cache is not None:
-        result.reused = cache.hits
-        result.removed = cache.prune(seen)
-        cache.close()
-    seconds.update(pipeline.seconds)
-    t = time.perf_counter()
-    entities, remap = pipeline.finalize()
-    spool.remap(remap)
-    seconds["linking"] += time.perf_counter() - t
-    t = time.perf_counter()
-    result.graph = write_graph(out, entities, spool, config.base_iri, pipeline.relation_labels())
-    seconds["graph"] += time.perf_counter() - t
-
-    result.mentions = dict(sorted(mentions.items()))
-    result.entities = len(entities)
-    result.facts, result.statements = spool.counts()
-    spool.close()
-    seconds["total"] = time.perf_counter() - t_start
-    result.seconds = {k: round(v, 3) for k, v in seconds.items()}
-    result.finished = datetime.now(timezone.utc).isoformat()
-    result.save()
-    return result
+        return result
+    finally:
+        if own_pipeline:
+            pipeline.close()  # the worker processes, if any

@@ -23,10 +23,13 @@ import os
 import shutil
 import sqlite3
 import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
-from itertools import groupby, islice
-from operator import attrgetter
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from pyoxigraph import Quad, RdfFormat, Store, serialize
 
@@ -47,7 +50,12 @@ _BATCH = 2000  # units per state write
 # 124 MB, in the same time).
 BULK_QUADS = 50_000
 
-Unit = tuple[str, bytes, Callable[[], list[Quad]]]  # (unit id, digest, its quads when asked)
+# A unit's quads are built from a spec, (kind, payload) of plain picklable values, so that worker
+# processes can build them (build_units) while the main process loads what they return.
+Spec = tuple[str, Any]
+Unit = tuple[str, bytes, Spec]  # (unit id, digest, what its quads are built from)
+Built = tuple[str, bytes, bytes, bytes]  # (unit id, digest, its N-Quads, the same compressed)
+_CHUNK_WEIGHT = 4000  # about this many quads per chunk of units sent to a worker
 
 
 def _digest(value: object) -> bytes:
@@ -63,36 +71,88 @@ def _asserted(triples: list[tuple[str, str, str]]) -> list[Fact]:
     return [Fact(s, r, o, "", "", 0, 0, 0.0, "") for s, r, o in triples]
 
 
-def graph_units(entities: Iterable[Entity], statements: Iterable[Fact], triples: Iterable[tuple[str, str, str]],
+def unit_quads(spec: Spec, base: str) -> list[Quad]:
+    """The quads of one unit."""
+    kind, payload = spec
+    if kind == "entity":
+        return list(entity_quads([payload], base, with_documents=False))
+    if kind == "statements":  # one document's spooled statement rows
+        return list(fact_quads([Fact(*row) for row in payload], base, parts=("statements",)))
+    if kind == "triples":  # one subject's distinct (subject, relation, object)
+        return list(fact_quads(_asserted(payload), base, parts=("triples",)))
+    if kind == "relation":  # (a triple that uses it, its label or labels)
+        triple, names = payload
+        return list(fact_quads(_asserted([triple]), base, {triple[1]: names}, parts=("relations",)))
+    if kind == "document":
+        return list(document_quads(base, payload))
+    if kind == "dataset":
+        return list(dataset_quads(base))
+    raise ValueError(f"unknown graph unit kind {kind!r}")
+
+
+def build_units(units: list[Unit], base: str) -> list[Built]:
+    """Each unit's N-Quads (one line per quad) as they go to the store and, compressed, to the
+    state; in order. Run in a worker process or in place."""
+    built = []
+    for unit, digest, spec in units:
+        nquads = b"\n".join(_lines(unit_quads(spec, base)))
+        built.append((unit, digest, nquads, zlib.compress(nquads, 1)))
+    return built
+
+
+def graph_units(entities: Iterable[Entity], statements: Iterable[tuple], triples: Iterable[tuple[str, str, str]],
                 base: str, labels: dict[str, str]) -> Iterator[Unit]:
-    """Every unit of the graph, its digest computed from its inputs, its quads built only on
-    demand. `statements` come ordered by document (FactSpool.statements), `triples` (the distinct
-    subject, relation, object) by subject."""
-    yield "dataset", _digest(base), lambda: list(dataset_quads(base))
+    """Every unit of the graph with its digest, computed from its inputs. `statements` are the
+    spooled statement rows ordered by document (FactSpool.statement_rows), `triples` (the distinct
+    subject, relation, object) ordered by subject."""
+    yield "dataset", _digest(base), ("dataset", None)
     documents: set[str] = set()
     for e in entities:
         documents.update(e.documents)
         digest = _digest((e.key, e.name, e.type, sorted(e.labels), sorted(e.aliases), e.n_mentions,
                           sorted(e.documents), e.why, e.same_as))
-        yield "e:" + e.key, digest, lambda e=e: list(entity_quads([e], base, labels, with_documents=False))
-    for doc_id, group in groupby(statements, key=attrgetter("document")):
+        yield "e:" + e.key, digest, ("entity", e)
+    for doc_id, group in groupby(statements, key=itemgetter(3)):
         documents.add(doc_id)
-        facts = list(group)
-        digest = _digest(sorted((f.subject, f.relation, f.object, f.sentence, f.start, f.end, f.confidence,
-                                 f.extractor) for f in facts))
-        yield "d:" + doc_id, digest, lambda facts=facts: list(fact_quads(facts, base, labels, parts=("statements",)))
+        rows = list(group)
+        # subject, relation, object, sentence, start, end, confidence, extractor
+        digest = _digest(sorted((r[0], r[1], r[2], r[4], r[5], r[6], r[7], r[8]) for r in rows))
+        yield "d:" + doc_id, digest, ("statements", rows)
     relations: dict[str, tuple[str, str, str]] = {}  # relation -> a triple that uses it
-    for subject, group in groupby(triples, key=lambda t: t[0]):
+    for subject, group in groupby(triples, key=itemgetter(0)):
         rows = list(group)
         for t in rows:
             relations.setdefault(t[1], t)
-        yield "t:" + subject, _digest(rows), lambda rows=rows: list(
-            fact_quads(_asserted(rows), base, labels, parts=("triples",)))
+        yield "t:" + subject, _digest(rows), ("triples", rows)
     for rel in sorted(relations):
-        yield "r:" + rel, _digest(rel), lambda t=relations[rel]: list(
-            fact_quads(_asserted([t]), base, labels, parts=("relations",)))
+        yield "r:" + rel, _digest(rel), ("relation", (relations[rel], labels.get(rel) or rel))
     for doc_id in sorted(documents):
-        yield "doc:" + doc_id, _digest(doc_id), lambda doc_id=doc_id: list(document_quads(base, doc_id))
+        yield "doc:" + doc_id, _digest(doc_id), ("document", doc_id)
+
+
+def _weight(spec: Spec) -> int:
+    kind, payload = spec
+    if kind == "entity":
+        return 6 + len(payload.documents) + len(payload.aliases) + len(payload.why)
+    if kind == "statements":
+        return 10 * len(payload)
+    if kind == "triples":
+        return len(payload)
+    return 2
+
+
+def _chunks(units: Iterable[Unit]) -> Iterator[list[Unit]]:
+    """Units in chunks of about _CHUNK_WEIGHT quads."""
+    chunk: list[Unit] = []
+    weight = 0
+    for unit in units:
+        chunk.append(unit)
+        weight += _weight(unit[2])
+        if weight >= _CHUNK_WEIGHT:
+            yield chunk
+            chunk, weight = [], 0
+    if chunk:
+        yield chunk
 
 
 def _params(base: str, labels: dict[str, str]) -> str:
@@ -107,46 +167,73 @@ def _open_state(path: Path) -> sqlite3.Connection:
 
 
 def write_graph(out: str | Path, entities: list[Entity], facts: FactSpool, base: str,
-                labels: dict[str, str]) -> str:
+                labels: dict[str, str], build: Builder | None = None) -> str:
     """Bring OUT/store to the graph of these entities and spooled facts; "updated" when only the
-    changed units were rewritten, "rebuilt" when the store was written whole."""
+    changed units were rewritten, "rebuilt" when the store was written whole. `build` maps chunks
+    of units to their built quads, in order (a worker pool's; default: in this process)."""
     out = Path(out)
     params = _params(base, labels)
-    if update_graph(out, graph_units(entities, facts.statements(), facts.triples(), base, labels), params):
+    if update_graph(out, graph_units(entities, facts.statement_rows(), facts.triples(), base, labels), params, base):
         return "updated"
-    rebuild_graph(out, graph_units(entities, facts.statements(), facts.triples(), base, labels), params)
+    rebuild_graph(out, graph_units(entities, facts.statement_rows(), facts.triples(), base, labels), params, base,
+                  build)
     return "rebuilt"
 
 
-def rebuild_graph(out: Path, units: Iterable[Unit], params: str) -> None:
+# maps chunks of units to each chunk's build_units result, in order
+Builder = Callable[[Iterable[list[Unit]], str], Iterator[list[Built]]]
+
+
+def build_here(chunks: Iterable[list[Unit]], base: str) -> Iterator[list[Built]]:
+    return (build_units(chunk, base) for chunk in chunks)
+
+
+def rebuild_graph(out: Path, units: Iterable[Unit], params: str, base: str, build: Builder | None = None) -> None:
     """Write the whole store beside the old one and swap folders, so a run killed while writing
-    leaves the previous graph in place, never a half-written one; record the units."""
+    leaves the previous graph in place, never a half-written one; record the units.
+
+    The units' quads are built in chunks by `build` (worker processes, when there are) while this
+    process records them and a thread bulk-loads their N-Quads into the store (Oxigraph parses
+    and writes without holding the GIL), so building, recording and loading overlap."""
     state_path, tmp_path = out / STATE_FILE, out / (STATE_FILE + ".tmp")
     state_path.unlink(missing_ok=True)
     tmp_path.unlink(missing_ok=True)
     db = _open_state(tmp_path)
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
-    rows: list[tuple[str, bytes, bytes]] = []
-
-    def quads() -> Iterator[Quad]:
-        for unit, digest, make in units:
-            built = make()
-            lines = _lines(built)
-            rows.append((unit, digest, zlib.compress(b"\n".join(lines), 1)))
-            if len(rows) >= _BATCH:
-                db.executemany("INSERT INTO units VALUES (?, ?, ?)", rows)
-                rows.clear()
-            yield from built
 
     staging = out / ".staging"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     store = Store(str(staging / STORE_DIR))
-    stream = quads()
-    while chunk := list(islice(stream, BULK_QUADS)):
-        store.bulk_extend(chunk)
+    rows: list[tuple[str, bytes, bytes]] = []
+    lines: list[bytes] = []
+    n_lines = 0
+    loading: deque[Future] = deque()
+    with ThreadPoolExecutor(1, thread_name_prefix="kgbuild-load") as loader:
+
+        def load(data: bytes) -> None:
+            loading.append(loader.submit(store.bulk_load, data, RdfFormat.N_QUADS))
+            while len(loading) > 2:  # at most two chunks of N-Quads in memory
+                loading.popleft().result()
+
+        for built in (build or build_here)(_chunks(units), base):
+            for unit, digest, nquads, packed in built:
+                rows.append((unit, digest, packed))
+                if nquads:
+                    lines.append(nquads)
+                    n_lines += nquads.count(b"\n") + 1
+                    if n_lines >= BULK_QUADS:
+                        load(b"\n".join(lines))
+                        lines, n_lines = [], 0
+            if len(rows) >= _BATCH:
+                db.executemany("INSERT INTO units VALUES (?, ?, ?)", rows)
+                rows.clear()
+        if lines:
+            load(b"\n".join(lines))
+        while loading:
+            loading.popleft().result()
     store.flush()
     store.optimize()
     del store
@@ -165,7 +252,7 @@ def rebuild_graph(out: Path, units: Iterable[Unit], params: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
-def update_graph(out: Path, units: Iterable[Unit], params: str) -> bool:
+def update_graph(out: Path, units: Iterable[Unit], params: str, base: str) -> bool:
     """Rewrite only the changed units in OUT/store; False (nothing touched) when a rebuild is due."""
     state_path = out / STATE_FILE
     if not state_path.is_file() or not (out / STORE_DIR).is_dir():
@@ -193,10 +280,10 @@ def update_graph(out: Path, units: Iterable[Unit], params: str) -> bool:
             (blob,) = db.execute("SELECT quads FROM units WHERE unit = ?", (unit,)).fetchone()
             removed.extend(line for line in zlib.decompress(blob).split(b"\n") if line)
         new_rows, added = [], []
-        for unit, digest, make in changed:
-            lines = _lines(make())
-            new_rows.append((unit, digest, zlib.compress(b"\n".join(lines), 1)))
-            added.extend(lines)
+        for unit, digest, nquads, packed in build_units(changed, base):
+            new_rows.append((unit, digest, packed))
+            if nquads:
+                added.append(nquads)
         store = Store(str(out / STORE_DIR))
         update = []  # units share no quad: what a changed unit keeps is deleted, then inserted again
         if removed:

@@ -63,8 +63,12 @@ class FactSpool:
         """The distinct (subject, relation, object), ordered by subject."""
         yield from self._db.execute("SELECT DISTINCT subject, relation, object FROM facts ORDER BY 1, 2, 3")
 
+    def statement_rows(self) -> Iterator[tuple]:
+        """One row per statement node, ordered by document: the fields of Fact, in order."""
+        yield from self._db.execute(_STATEMENTS)
+
     def statements(self) -> Iterator[Fact]:
-        for row in self._db.execute(_STATEMENTS):
+        for row in self.statement_rows():
             yield Fact(*row)
 
     def quads(self, base: str, relation_labels: dict[str, str]) -> Iterator[Quad]:
