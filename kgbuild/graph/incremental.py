@@ -214,7 +214,8 @@ def rebuild_graph(out: Path, units: Iterable[Unit], params: str, base: str, buil
     with ThreadPoolExecutor(1, thread_name_prefix="kgbuild-load") as loader:
 
         def load(data: bytes) -> None:
-            loading.append(loader.submit(store.bulk_load, data, RdfFormat.N_QUADS))
+            # lenient: no IRI re-validation, the quads were built and serialized by pyoxigraph itself
+            loading.append(loader.submit(store.bulk_load, data, RdfFormat.N_QUADS, lenient=True))
             while len(loading) > 2:  # at most two chunks of N-Quads in memory
                 loading.popleft().result()
 
