@@ -24,8 +24,12 @@ _worker_pipeline: Any = None
 def worker_pipeline(config: Config, stages: tuple[str, ...]) -> Any:
     """The pipeline of one worker: only `stages`, on one core unless it has a GPU."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)  # one core per worker; more would oversubscribe the machine
+    # one core per worker; more would oversubscribe the machine. numpy's and scipy's BLAS start
+    # a thread per core of their own, which torch's setting does not reach.
+    torch.set_num_threads(1)
+    threadpool_limits(1)
     from kgbuild.runner import Pipeline
 
     return Pipeline(config, stages=stages)

@@ -43,8 +43,11 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
     from kgbuild.ner.spacy_ner import load_spacy
     from kgbuild.runner import Pipeline, run
 
+    from threadpoolctl import threadpool_limits
+
     torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # for worker processes started from here
+    threadpool_limits(threads)  # numpy's and scipy's BLAS in this process, for both sides
     texts = load_texts(data, limit)
     words = sum(len(t.split()) for t in texts)
     ner_opts = config.ner.options
