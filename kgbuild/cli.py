@@ -498,6 +498,7 @@ def _extraction_trainer(task: str):
         train_records: Optional[str] = typer.Option(None, "--train-records", help="only records A:B of --train (Re-DocRED: documents; CoNLL: sentences; JSONL: lines), e.g. 0:200"),
         dev_records: Optional[str] = typer.Option(None, "--dev-records", help="only records A:B of --dev, e.g. 200:250 (may share a file with --train, not a record)"),
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
+        case_features: Optional[bool] = typer.Option(None, "--case-features/--no-case-features", help="word-shape (capitalisation) vectors added to the encoder's inputs (default: on when the encoder's tokenizer lowercases)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         from kgbuild.neural.formats import parse_records
@@ -506,7 +507,8 @@ def _extraction_trainer(task: str):
         r = run_train(train, dev, out, task=task, fmt=fmt, base_model=base_model, device=device, epochs=epochs,
                       seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
                       max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
-                      train_records=parse_records(train_records), dev_records=parse_records(dev_records))
+                      train_records=parse_records(train_records), dev_records=parse_records(dev_records),
+                      case_features=case_features)
         rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
         typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
                    f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "

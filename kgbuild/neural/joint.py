@@ -5,6 +5,10 @@ outputs back into character spans.
 A transformer encoder reads a window of subword tokens. Every run of up to `max_width` words is
 a candidate entity span, represented by its first and last subword, the mean of its subwords
 and a width embedding, next to the window's [CLS]; a span classifier gives its type or "none".
+With an uncased encoder (the packaged all-MiniLM-L6-v2 lowercases every text), each subword
+token's input embedding also gets a learned vector for the shape of the word it belongs to
+(lower, Title, UPPER, digits, ...; `CASE_SHAPES`), zero at the start of training, so that the
+capitalisation the tokenizer throws away still reaches every layer of the encoder.
 Every ordered pair of predicted (in training: gold) entity spans is then represented by the two
 span vectors, the mean of the subwords between them and the two entity types, and a relation
 classifier gives its relation type or "none". Relations depend on this model's own entities, so
@@ -33,6 +37,30 @@ from kgbuild.types import LABEL_TO_TYPE, type_of
 MARKER = "kgbuild_model.json"
 # Dataset entity labels with no spaCy namesake, onto kgbuild types (CoNLL04's "Peop").
 _EXTRA_TYPES = {"PEOP": "PER", "PEOPLE": "PER", "PERSON": "PER", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
+
+
+# Word shapes told apart by the case features; 0 is special and padding tokens.
+CASE_SHAPES = ("none", "lower", "title", "upper", "capital", "mixed", "digits", "alphanumeric", "other")
+
+
+def word_shape(word: str) -> int:
+    """Index in CASE_SHAPES of a word's shape: "Paris" title, "IBM" upper, "I" capital, "iPhone"
+    mixed, "1990" digits, "B52" alphanumeric, "," or a word of a script without case other."""
+    cased = [c for c in word if c.isupper() or c.islower()]
+    if any(c.isdigit() for c in word):
+        return 7 if any(c.isalpha() for c in word) else 6
+    if not cased:
+        return 8
+    if all(c.isupper() for c in cased):
+        return 4 if len(cased) == 1 else 3
+    if cased[0].isupper():
+        return 2
+    return 1 if all(c.islower() for c in cased) else 5
+
+
+def lowercases(tokenizer: Any) -> bool:
+    """Whether the tokenizer loses capitalisation (BERT uncased, all-MiniLM-L6-v2)."""
+    return tokenizer.tokenize("Paris PARIS") == tokenizer.tokenize("paris paris")
 
 
 def kgbuild_type(label: str) -> str:
@@ -83,6 +111,7 @@ class Window:
     first: list[int]  # position in input_ids of each of those words' first subword
     last: list[int]  # ... and of its last subword
     home: set[int] = field(default_factory=set)  # words whose entities this window decides
+    case_ids: list[int] = field(default_factory=list)  # per input id: CASE_SHAPES index of its word
 
 
 def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokenizer: Any,
@@ -93,13 +122,17 @@ def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokeniz
     starts = [w[0] for w in words]
     first: dict[int, int] = {}
     last: dict[int, int] = {}
+    shapes = [0] * len(ids)
     for t, (s, e) in enumerate(offsets):
         if e <= s:
             continue
         w = bisect.bisect_right(starts, s) - 1
         if w < 0 or s >= words[w][1]:
             continue  # a subword outside every word (stray whitespace-like symbol)
-        first.setdefault(w, t)
+        if w not in first:
+            first[w] = t
+            shape = word_shape(text[words[w][0] : words[w][1]])
+        shapes[t] = shape
         last[w] = t
     present = sorted(first)
     size = max_length - 2
@@ -117,7 +150,8 @@ def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokeniz
         end = min(end, base + size)
         out.append(Window(text_index, [tokenizer.cls_token_id, *ids[base:end], tokenizer.sep_token_id], chunk,
                           [min(first[w] - base, size - 1) + 1 for w in chunk],
-                          [min(last[w] - base, size - 1) + 1 for w in chunk]))
+                          [min(last[w] - base, size - 1) + 1 for w in chunk],
+                          case_ids=[0, *shapes[base:end], 0]))
         if hi >= len(present):
             break
         lo = max(lo + 1, lo + (hi - lo) // 2)
@@ -143,7 +177,7 @@ def candidate_spans(win: Window, max_width: int) -> list[tuple[int, int]]:
 # -- the network -------------------------------------------------------------------------------
 
 def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: int, width_dim: int = 32,
-                  type_dim: int = 32, dropout: float = 0.1):
+                  type_dim: int = 32, dropout: float = 0.1, case_features: bool = False):
     import torch
     from torch import nn
 
@@ -155,6 +189,10 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             self.encoder = encoder
             hidden = encoder.config.hidden_size
             self.width = nn.Embedding(max_width + 1, width_dim)
+            self.case = None
+            if case_features:  # zero at first: training starts from the pretrained encoder's own inputs
+                self.case = nn.Embedding(len(CASE_SHAPES), hidden)
+                nn.init.zeros_(self.case.weight)
             self.types = nn.Embedding(n_entities + 1, type_dim)
             span_dim = 3 * hidden + width_dim
             self.span_dim = span_dim
@@ -163,8 +201,12 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             self.pair_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * span_dim + hidden + 2 * type_dim, hidden),
                                            nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_relations + 1))
 
-        def encode(self, input_ids, attention_mask):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        def encode(self, input_ids, attention_mask, case_ids=None):
+            if self.case is not None and case_ids is not None:
+                embeds = self.encoder.get_input_embeddings()(input_ids) + self.case(case_ids)
+                hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+            else:
+                hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             # prefix sums (float32 even under autocast) make every span and gap mean one subtraction
             sums = torch.nn.functional.pad(hidden.float().cumsum(1), (0, 0, 1, 0))
             return hidden, sums
@@ -202,6 +244,22 @@ def load_pretrained(name: str | Path, hint: str) -> tuple[Any, Any]:
     return tokenizer, encoder
 
 
+def input_tensors(batch: list[Window], pad_id: int):
+    """Padded input_ids, attention_mask and case ids of a batch of windows."""
+    import torch
+
+    length = max(len(w.input_ids) for w in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    case = torch.zeros((len(batch), length), dtype=torch.long)
+    for b, win in enumerate(batch):
+        ids[b, : len(win.input_ids)] = torch.tensor(win.input_ids)
+        mask[b, : len(win.input_ids)] = 1
+        if win.case_ids:
+            case[b, : len(win.case_ids)] = torch.tensor(win.case_ids)
+    return ids, mask, case
+
+
 # -- a loaded model ----------------------------------------------------------------------------
 
 @dataclass
@@ -236,7 +294,8 @@ class JointExtractor:
         config = json.loads((path / "training_config.json").read_text())
         labels = Labels.load(path / "labels.json")
         tokenizer, encoder = load_pretrained(path / "encoder", "the folder is incomplete; train it again")
-        net = build_network(encoder, len(labels.entities), len(labels.relations), int(config["max_width"]))
+        net = build_network(encoder, len(labels.entities), len(labels.relations), int(config["max_width"]),
+                            case_features=bool(config.get("case_features", False)))
         missing, unexpected = net.load_state_dict(torch.load(path / "heads.pt", map_location="cpu", weights_only=True),
                                                   strict=False)
         if unexpected or any(not k.startswith("encoder.") for k in missing):
@@ -265,19 +324,15 @@ class JointExtractor:
                 for w in windows_of(i, t, ws, self.tokenizer, self.max_length)]
 
     def tensors(self, batch: list[Window]):
-        """input_ids, attention_mask, and the candidate spans of a batch of windows as tensors."""
+        """input_ids, attention_mask, case ids, and the candidate spans of a batch of windows as tensors."""
         import torch
 
-        length = max(len(w.input_ids) for w in batch)
-        ids = torch.full((len(batch), length), self.tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        ids, mask, case = input_tensors(batch, self.tokenizer.pad_token_id or 0)
         rows = []  # (window, first word pos, last word pos, first subword, last subword, width)
         for b, win in enumerate(batch):
-            ids[b, : len(win.input_ids)] = torch.tensor(win.input_ids)
-            mask[b, : len(win.input_ids)] = 1
             rows.extend((b, i, j, win.first[i], win.last[j], j - i + 1) for i, j in candidate_spans(win, self.max_width))
         spans = torch.tensor(rows, dtype=torch.long).reshape(-1, 6)
-        return ids, mask, spans
+        return ids, mask, case, spans
 
     def autocast(self):
         import contextlib
@@ -317,11 +372,11 @@ class JointExtractor:
     def _predict_batch(self, batch, words, found_e, found_r, threshold, relations) -> None:
         import torch
 
-        ids, mask, spans = self.tensors(batch)
+        ids, mask, case, spans = self.tensors(batch)
         if len(spans) == 0:
             return
         dev = self.device
-        hidden, sums = self.net.encode(ids.to(dev), mask.to(dev))
+        hidden, sums = self.net.encode(ids.to(dev), mask.to(dev), case.to(dev))
         sp = spans.to(dev)
         reps, logits = self.net.spans(hidden, sums, sp[:, 0], sp[:, 3], sp[:, 4], sp[:, 5].clamp(max=self.max_width))
         probs = logits.float().softmax(-1)

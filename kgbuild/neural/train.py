@@ -19,8 +19,8 @@ from typing import Any
 
 from kgbuild.errors import KgbuildError
 from kgbuild.neural.formats import Example, ranges_overlap, read_examples, relation_names
-from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, load_pretrained,
-                                  windows_of)
+from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, input_tensors,
+                                  load_pretrained, lowercases, windows_of)
 
 TASKS = ("ner", "re")
 
@@ -140,14 +140,10 @@ def _loss(net: Any, batch: list[dict], pad_id: int, max_width: int, device: Any,
     import torch
     import torch.nn.functional as F
 
-    length = max(len(it["window"].input_ids) for it in batch)
-    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    ids, mask, case = input_tensors([it["window"] for it in batch], pad_id)
     rows, span_labels, pairs = [], [], []
     for b, it in enumerate(batch):
         win = it["window"]
-        ids[b, : len(win.input_ids)] = torch.tensor(win.input_ids)
-        mask[b, : len(win.input_ids)] = 1
         # every gold span and a sample of the others (SpERT's negative sampling): with all of
         # them, "none" outnumbers the entities a hundred to one and recall suffers
         labels = it["span_labels"]
@@ -159,7 +155,7 @@ def _loss(net: Any, batch: list[dict], pad_id: int, max_width: int, device: Any,
         pairs += [(b, new_row[h], new_row[t], lab) for h, t, lab in it["pairs"]]
     sp = torch.tensor(rows, dtype=torch.long, device=device)
     y = torch.tensor(span_labels, dtype=torch.long, device=device)
-    hidden, sums = net.encode(ids.to(device), mask.to(device))
+    hidden, sums = net.encode(ids.to(device), mask.to(device), case.to(device))
     reps, logits = net.spans(hidden, sums, sp[:, 0], sp[:, 1], sp[:, 2], sp[:, 3].clamp(max=max_width))
     loss = F.cross_entropy(logits.float(), y)
     if pairs:
@@ -175,8 +171,11 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
           lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
-          dev_records: slice | None = None) -> TrainResult:
+          dev_records: slice | None = None, case_features: bool | None = None) -> TrainResult:
     """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
+
+    `case_features` adds word-shape vectors to the encoder's inputs (joint.CASE_SHAPES); None
+    turns them on when the tokenizer lowercases, as the packaged all-MiniLM-L6-v2 does.
 
     `train_records` / `dev_records` keep a range of each file's records (formats.read_examples),
     so that one file can give both: they must not overlap when both name the same file."""
@@ -209,8 +208,12 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     base = resolve_base_model(base_model)
     tokenizer, encoder = load_pretrained(base, "pass --base-model a hub name or a folder with a transformer")
     max_length = min(max_length, getattr(encoder.config, "max_position_embeddings", max_length))
-    net = build_network(encoder, len(labels.entities), len(labels.relations), max_width).to(dev)
+    if case_features is None:
+        case_features = lowercases(tokenizer)
+    net = build_network(encoder, len(labels.entities), len(labels.relations), max_width,
+                        case_features=case_features).to(dev)
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
+              "case_features": bool(case_features),
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
               "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}

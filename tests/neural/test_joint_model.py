@@ -1,8 +1,10 @@
 import json
 
+import torch
+
 from kgbuild.neural.formats import split_words
-from kgbuild.neural.joint import JointExtractor, windows_of
-from kgbuild.neural.train import evaluate
+from kgbuild.neural.joint import CASE_SHAPES, JointExtractor, windows_of, word_shape
+from kgbuild.neural.train import evaluate, train
 
 
 def test_training_writes_the_model_folder_and_loss_falls(tiny_model):
@@ -54,3 +56,29 @@ def test_text_longer_than_the_window_is_read_in_overlapping_windows(tiny_model):
     (pred,) = model.predict([text])
     assert (0, 10) in [(s, e) for s, e, _, _ in pred.entities]
     assert all(e <= len(text) for _, e, _, _ in pred.entities)
+
+
+def test_word_shapes_reach_every_subword_of_an_uncased_encoder(tiny_model):
+    words = ("paris", "Paris", "IBM", "I", "iPhone", "1990", "B52", ",", "北京")
+    assert [CASE_SHAPES[word_shape(w)] for w in words] == [
+        "lower", "title", "upper", "capital", "mixed", "digits", "alphanumeric", "other", "other"]
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    assert model.config["case_features"] is True  # all-MiniLM-L6-v2's tokenizer lowercases
+    assert model.net.case.weight.abs().sum() > 0  # learned from zero, saved and loaded
+    text = "Acmeworks hired IBM in 1990 ."
+    words = split_words(text)
+    (win,) = windows_of(0, text, words, model.tokenizer, model.max_length)
+    assert len(win.case_ids) == len(win.input_ids) and win.case_ids[0] == win.case_ids[-1] == 0
+    for k, w in enumerate(win.words):  # every subword of a word carries the word's shape
+        word = text[words[w][0] : words[w][1]]
+        assert set(win.case_ids[win.first[k] : win.last[k] + 1]) == {word_shape(word)}
+    assert win.last[0] > win.first[0]  # "Acmeworks" is several subwords, all "title"
+
+
+def test_case_features_can_be_turned_off(tmp_path, tiny_encoder, tiny_data):
+    out = tmp_path / "plain"
+    train(tiny_data, tiny_data, out, task="re", base_model=str(tiny_encoder), epochs=1, batch_size=4, quiet=True,
+          threads=1, case_features=False)
+    model = JointExtractor.load(out, "cpu")
+    assert model.config["case_features"] is False and model.net.case is None
+    assert "case.weight" not in torch.load(out / "heads.pt", weights_only=True)
