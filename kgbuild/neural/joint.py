@@ -201,8 +201,8 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             self.pair_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * span_dim + hidden + 2 * type_dim, hidden),
                                            nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_relations + 1))
 
-        def encode(self, input_ids, attention_mask, case_ids=None):
-            if self.case is not None and case_ids is not None:
+        def encode(self, input_ids, attention_mask, case_ids):
+            if self.case is not None:
                 embeds = self.encoder.get_input_embeddings()(input_ids) + self.case(case_ids)
                 hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
             else:
