@@ -23,6 +23,11 @@ from kgbuild.neural.annotate import (add_relations, annotate_joint, is_joint, jo
                                      require_model, sentence_texts, sort_mentions, take_relations)
 from kgbuild.registry import register
 
+CROSS_SENTENCE = ("none", "zeroshot")
+# The zeroshot head was fitted on spaCy's labels; a trained model's labels go to it as their
+# commonest spaCy namesake (Re-DocRED's LOC is mostly countries and cities: spaCy's GPE).
+_SPACY_LABEL = {"PER": "PERSON", "PEOP": "PERSON", "LOC": "GPE", "TIME": "DATE", "NUM": "CARDINAL"}
+
 
 def relation_id(name: str) -> str:
     """Id of a relation the model names in words ("place of birth" -> "place_of_birth")."""
@@ -37,17 +42,30 @@ class TransformersRelations:
     device: auto, cpu or cuda (bf16 / fp16 on cuda)
     batch_size: sentences per forward pass
     threshold: least confidence of a relation (joint model; a seq2seq model gives no score)
+    cross_sentence: "zeroshot" adds the default backend's relations between entities that never
+                    share a sentence (a sentence-level model cannot see them); "none" keeps the
+                    model's relations only
+    cross_sentence_threshold: least confidence of those added relations
     """
 
-    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 32, threshold: float = 0.5) -> None:
+    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 32, threshold: float = 0.5,
+                 cross_sentence: str = "none", cross_sentence_threshold: float = 0.6) -> None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"relations.threshold must be between 0 and 1, got {threshold!r}")
+        if cross_sentence not in CROSS_SENTENCE:
+            raise ConfigError(f"unknown relations.cross_sentence {cross_sentence!r}",
+                              hint=f"use one of {', '.join(CROSS_SENTENCE)}")
         self.model = require_model("relations", model)
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threshold = float(threshold)
         self.joint = joint_model(self.model, str(self.device)) if is_joint(self.model) else None
         self._names: dict[str, str] = {}
+        self.cross_sentence = None
+        if cross_sentence == "zeroshot":
+            from kgbuild.relations.zeroshot import ZeroShotRelations
+
+            self.cross_sentence = ZeroShotRelations(threshold=cross_sentence_threshold, device=device)
         if self.joint is None:
             from kgbuild.neural.hub import load_seq2seq_extractor
 
@@ -58,18 +76,47 @@ class TransformersRelations:
 
     def info(self) -> dict[str, Any]:
         kind = "kgbuild joint model" if self.joint is not None else "hub seq2seq extractor"
-        return {"model": self.model, "kind": kind, "device": str(self.device), "threshold": self.threshold}
+        out = {"model": self.model, "kind": kind, "device": str(self.device), "threshold": self.threshold}
+        if self.cross_sentence is not None:
+            out["cross_sentence"] = {"backend": "zeroshot", **self.cross_sentence.info()}
+        return out
 
     def labels(self) -> dict[str, str]:
         """Readable name of each relation id, for rdfs:label in the graph."""
-        if self.joint is not None:
-            return dict(self.joint.labels.relation_names)
-        return dict(self._names)
+        names = self.cross_sentence.labels() if self.cross_sentence is not None else {}
+        names.update(self.joint.labels.relation_names if self.joint is not None else self._names)
+        return names
 
     def __call__(self, docs: list[Document]) -> list[Document]:
+        self._sentence_level(docs)
+        if self.cross_sentence is not None:
+            self._add_cross_sentence(docs)
+        return docs
+
+    def _add_cross_sentence(self, docs: list[Document]) -> None:
+        """The zeroshot backend's relations whose closest pair of mentions is in two sentences."""
+        own = [doc.relations for doc in docs]
+        labels = [[m.label for m in doc.mentions] for doc in docs]
+        model_labels = set(self.joint.labels.entities) if self.joint is not None else set()
+        for doc in docs:
+            doc.relations = []
+            for m in doc.mentions:
+                if m.label in model_labels:
+                    m.label = _SPACY_LABEL.get(m.label.upper(), m.label)
+        try:
+            self.cross_sentence(docs)
+        finally:
+            for doc, old in zip(docs, labels):
+                for m, label in zip(doc.mentions, old):
+                    m.label = label
+        for doc, kept in zip(docs, own):
+            found = [r for r in doc.relations if doc.mentions[r.head].sentence != doc.mentions[r.tail].sentence]
+            doc.relations = kept + found
+
+    def _sentence_level(self, docs: list[Document]) -> None:
         if self.joint is None:
             self._seq2seq(docs)
-            return docs
+            return
         todo = []
         for doc in docs:
             found = take_relations(self.model, doc)
@@ -80,7 +127,6 @@ class TransformersRelations:
         if todo:
             for doc, found in zip(todo, annotate_joint(self.joint, todo, self.batch_size, True, self.threshold)):
                 add_relations(doc, found, self.backend_name, self.threshold)
-        return docs
 
     def _seq2seq(self, docs: list[Document]) -> None:
         texts, where = sentence_texts(docs)

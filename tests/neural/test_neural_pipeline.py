@@ -82,3 +82,34 @@ def test_cli_trains_and_evaluates_a_relation_model(tmp_path, tiny_encoder, tiny_
     assert set(result["relations"]["micro"]) >= {"precision", "recall", "f1"} and result["examples"] == 4
     with pytest.raises(ModelLoadError, match="not a model folder written by kgbuild train"):
         evaluate(tmp_path, tiny_data)
+
+
+def test_cross_sentence_zeroshot_adds_only_relations_between_sentences(tiny_model, pipeline, sample_corpus):
+    from kgbuild.model import Document
+
+    model = str(tiny_model[0])
+    text = (sample_corpus / "science" / "marie_curie.txt").read_text(encoding="utf-8")
+    ner = pipeline.stages["ner"]  # spaCy: real mentions in several sentences
+    plain, doc = ner([Document(id="a", text=text), Document(id="a", text=text)])
+    build("relations", "transformers", {"model": model}, device="cpu")([plain])
+    stage = build("relations", "transformers", {"model": model, "cross_sentence": "zeroshot"}, device="cpu")
+    stage([doc])
+
+    added = [r for r in doc.relations if r.extractor == "zeroshot"]
+    assert added, "the zeroshot backend found no relation between sentences of the Marie Curie article"
+    assert all(doc.mentions[r.head].sentence != doc.mentions[r.tail].sentence for r in added)
+    assert all(r.confidence >= 0.6 for r in added)
+    assert [m.label for m in doc.mentions] == [m.label for m in plain.mentions]  # labels lent to zeroshot come back
+    # the model's own relations are those it gives without the option
+    own = [(r.head, r.tail, r.relation, r.confidence) for r in doc.relations if r.extractor != "zeroshot"]
+    assert own == [(r.head, r.tail, r.relation, r.confidence) for r in plain.relations]
+    labels = stage.labels()
+    assert labels["Work_For"] and labels["P17"] == "country"  # both schemas' names reach the graph
+    assert stage.info()["cross_sentence"]["backend"] == "zeroshot"
+
+
+def test_unknown_cross_sentence_backend_is_refused(tiny_model):
+    from kgbuild.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cross_sentence"):
+        build("relations", "transformers", {"model": str(tiny_model[0]), "cross_sentence": "rules"}, device="cpu")
