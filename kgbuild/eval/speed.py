@@ -33,11 +33,40 @@ def load_texts(data: str | Path, limit: int | None = None) -> list[str]:
     return texts[:limit] if limit else texts
 
 
+def _spin(n: int) -> float:
+    """Seconds a pure-Python CPU-bound loop of n steps takes (no memory traffic, no I/O)."""
+    t = time.perf_counter()
+    x = 0
+    for i in range(n):
+        x += i * i
+    return time.perf_counter() - t
+
+
+def machine_scaling(processes: int, steps: int = 15_000_000, repeats: int = 2) -> float:
+    """How many times one process's throughput `processes` processes of a CPU-bound loop reach
+    on this machine: the most any parallel program can scale here (cores shared with other
+    machines, frequency drops under load and hyper-threads all show in it)."""
+    import multiprocessing as mp
+
+    one = min(_spin(steps) for _ in range(repeats))
+    with mp.get_context("spawn").Pool(processes) as pool:
+        pool.map(_spin, [1000] * processes)  # started before the clock
+        many = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            pool.map(_spin, [steps] * processes, chunksize=1)
+            many.append(time.perf_counter() - t)
+    return processes * one / min(many)
+
+
 def measure_speed(data: str | Path, config: Config, limit: int | None = None, threads: int = 1,
                   repeats: int = 2, workers: int = 1) -> dict[str, Any]:
     """Best-of-`repeats` words/s for spaCy alone and for the whole pipeline, and their ratio.
 
-    With `workers` > 1 the pipeline runs `--workers N` and spaCy `nlp.pipe(n_process=N)`."""
+    With `workers` > 1 the pipeline runs `--workers N` and spaCy `nlp.pipe(n_process=N)`, and
+    both also run with one process in the same repeats (interleaved, so that machine noise falls
+    on both alike): the speed-up from 1 to N of each, next to the machine's own
+    (`machine_scaling`)."""
     import torch
 
     from kgbuild.ner.spacy_ner import load_spacy
@@ -55,6 +84,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
     batch = ner_opts.get("batch_size", 64)
     # with workers the models load in them: the main process only links and writes the graph
     pipeline = Pipeline(config, preload=workers <= 1)
+    single = Pipeline(config) if workers > 1 else None  # the 1-process baseline of the speed-up
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp, "corpus")
@@ -64,8 +94,10 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
         # warm-up: first calls pay for lazy initialisation on both sides (and start the workers)
         list(nlp.pipe(texts[:8], batch_size=batch, n_process=workers))
         run(corpus, Path(tmp, "warm"), pipeline=pipeline, use_cache=False, workers=workers)
+        if single is not None:
+            run(corpus, Path(tmp, "warm1"), pipeline=single, use_cache=False)
 
-        spacy_s, kg_s = [], []
+        spacy_s, kg_s, spacy1_s, kg1_s = [], [], [], []
         for r in range(repeats):
             t = time.perf_counter()
             list(nlp.pipe(texts, batch_size=batch, n_process=workers))
@@ -73,10 +105,24 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
             t = time.perf_counter()
             result = run(corpus, Path(tmp, f"out{r}"), pipeline=pipeline, use_cache=False, workers=workers)
             kg_s.append(time.perf_counter() - t)
+            if single is not None:
+                t = time.perf_counter()
+                list(nlp.pipe(texts, batch_size=batch))
+                spacy1_s.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                run(corpus, Path(tmp, f"one{r}"), pipeline=single, use_cache=False)
+                kg1_s.append(time.perf_counter() - t)
 
     pipeline.close()
     spacy_wps = words / min(spacy_s)
     kg_wps = words / min(kg_s)
+    scaling = None
+    if single is not None:
+        single.close()
+        scaling = {"kgbuild": round(min(kg1_s) / min(kg_s), 3), "spacy": round(min(spacy1_s) / min(spacy_s), 3),
+                   "machine": round(machine_scaling(workers), 3),
+                   "kgbuild_one_process_words_per_second": round(words / min(kg1_s), 1),
+                   "spacy_one_process_words_per_second": round(words / min(spacy1_s), 1)}
     return {
         "documents": len(texts),
         "words": words,
@@ -90,6 +136,7 @@ def measure_speed(data: str | Path, config: Config, limit: int | None = None, th
         "spacy_seconds": [round(s, 3) for s in spacy_s],
         "kgbuild_seconds": [round(s, 3) for s in kg_s],
         "stage_seconds": result.seconds,
+        "scaling": scaling,
     }
 
 
@@ -102,6 +149,19 @@ def format_speed(r: dict[str, Any]) -> str:
         f"kgbuild run:                {r['kgbuild_words_per_second']:,.0f} words/s\n"
         f"ratio kgbuild / spaCy:      {r['ratio']:.2f}\n"
         f"last run by stage: {stages}"
+    ) + _format_scaling(r)
+
+
+def _format_scaling(r: dict[str, Any]) -> str:
+    sc = r.get("scaling")
+    if not sc:
+        return ""
+    n = r["workers"]
+    return (
+        f"\nspeed-up from 1 to {n} processes, same repeats (1 process: kgbuild "
+        f"{sc['kgbuild_one_process_words_per_second']:,.0f}, spaCy {sc['spacy_one_process_words_per_second']:,.0f} words/s):\n"
+        f"  kgbuild {sc['kgbuild']:.2f}x   spaCy {sc['spacy']:.2f}x   "
+        f"this machine's ceiling (a CPU-bound loop in {n} processes) {sc['machine']:.2f}x"
     )
 
 
