@@ -12,7 +12,7 @@ from pyoxigraph import Store
 
 from kgbuild.errors import GraphError, StageError
 from kgbuild.graph.rdf import RDF_TYPE, VOID_DATASET, dataset_quads, entity_quads, fact_quads
-from kgbuild.model import Document, Entity, Fact
+from kgbuild.model import Document, Entity, Fact, RelationMention
 
 STORE_DIR = "store"
 # Used only when a store carries no void:Dataset node (one not written by write_graph_data).
@@ -120,8 +120,7 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
                 # Nothing split it into sentences: the whole text is the evidence.
                 start, end = 0, len(doc.text)
             elif 0 <= rel.sentence < len(doc.sentences):
-                sentence = doc.sentences[rel.sentence]
-                start, end = sentence.start, sentence.end
+                start, end, text = _evidence(doc, rel)
             else:
                 raise StageError(
                     f"document {doc.id}: relation {i} cites sentence {rel.sentence}, "
@@ -134,7 +133,7 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
                     relation=rel.relation,
                     object=tail,
                     document=doc.id,
-                    sentence=doc.text[start:end],
+                    sentence=text if doc.sentences else doc.text[start:end],
                     start=start,
                     end=end,
                     confidence=rel.confidence,
@@ -142,6 +141,21 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
                 )
             )
     return facts
+
+
+def _evidence(doc: Document, rel: RelationMention) -> tuple[int, int, str]:
+    """Where a relation mention is stated: its sentence, or, when its head and tail mentions sit
+    in two sentences (a cross-sentence relation), both of them: the offsets span from the first
+    to the last, and the text is the two sentences, joined by " … " when others lie between."""
+    sents = doc.sentences
+    cited = {rel.sentence} | {doc.mentions[m].sentence for m in (rel.head, rel.tail)
+                              if 0 <= doc.mentions[m].sentence < len(sents)}
+    first, last = sents[min(cited)], sents[max(cited)]
+    if min(cited) == max(cited):
+        return first.start, first.end, doc.text[first.start : first.end]
+    if max(cited) - min(cited) == 1:
+        return first.start, last.end, doc.text[first.start : last.end]
+    return first.start, last.end, f"{doc.text[first.start : first.end]} … {doc.text[last.start : last.end]}"
 
 
 def _one_line(err: BaseException) -> str:

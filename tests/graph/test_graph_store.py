@@ -113,6 +113,19 @@ def test_facts_from_documents_carries_the_evidence_sentence_and_offsets():
     assert (fact.confidence, fact.extractor) == (0.9, "zeroshot")
 
 
+def test_a_cross_sentence_fact_cites_both_sentences():
+    text = "Pierre Curie was a physicist. He taught in Paris. Later he met Marie Curie."
+    doc = Document(id="bio.txt", text=text, sentences=[Sentence(0, 29), Sentence(30, 49), Sentence(50, 75)],
+                   mentions=[Mention(0, 12, "Pierre Curie", "PER", "PERSON", 0, entity="person/pierre-curie"),
+                             Mention(43, 48, "Paris", "LOC", "GPE", 1, entity="location/paris"),
+                             Mention(63, 74, "Marie Curie", "PER", "PERSON", 2, entity="person/marie-curie")])
+    doc.relations = [RelationMention(0, 1, "P937", 0.7, "zeroshot", 0),  # adjacent sentences: the text between too
+                     RelationMention(2, 0, "P26", 0.8, "zeroshot", 2)]  # one sentence between: left out
+    near, far = facts_from_documents([doc])
+    assert (near.sentence, near.start, near.end) == ("Pierre Curie was a physicist. He taught in Paris.", 0, 49)
+    assert (far.sentence, far.start, far.end) == ("Pierre Curie was a physicist. … Later he met Marie Curie.", 0, 75)
+
+
 def test_facts_from_documents_skips_unlinked_mentions_and_self_relations():
     doc = _doc()
     doc.relations = [
