@@ -42,21 +42,21 @@ def _spin(n: int) -> float:
     return time.perf_counter() - t
 
 
-def machine_scaling(processes: int, steps: int = 15_000_000, repeats: int = 2) -> float:
+def machine_scaling(processes: int, steps: int = 15_000_000, repeats: int = 3) -> float:
     """How many times one process's throughput `processes` processes of a CPU-bound loop reach
     on this machine: the most any parallel program can scale here (cores shared with other
     machines, frequency drops under load and hyper-threads all show in it)."""
     import multiprocessing as mp
 
-    one = min(_spin(steps) for _ in range(repeats))
     with mp.get_context("spawn").Pool(processes) as pool:
         pool.map(_spin, [1000] * processes)  # started before the clock
-        many = []
-        for _ in range(repeats):
+        one, many = [], []
+        for _ in range(repeats):  # one loop alone, then one in each process: the same kind of process
+            one.append(pool.apply(_spin, (steps,)))
             t = time.perf_counter()
             pool.map(_spin, [steps] * processes, chunksize=1)
             many.append(time.perf_counter() - t)
-    return processes * one / min(many)
+    return processes * min(one) / min(many)
 
 
 def measure_speed(data: str | Path, config: Config, limit: int | None = None, threads: int = 1,
