@@ -70,9 +70,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from kgbuild.device import resolve_device
 
     torch_device = resolve_device(device)
-    if quiet:
-        logging.getLogger("pykeen").setLevel(logging.ERROR)
-        logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
+    quiet_pykeen_logs()
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
     if max_minutes is not None:
@@ -316,6 +314,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
             f"the graph in {out} has {len(graph.triples)} fact(s) between entities; embeddings need more",
             hint="build it from a larger corpus, or lower relations.threshold",
         )
+    quiet_pykeen_logs()
     config = config or default_config(model, len(graph.triples), epochs)
     training, validation = split_triples(graph.triples, config, seed)
     from kgbuild.device import resolve_device
@@ -341,6 +340,15 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     )
     result.save(embeddings_dir(out))
     return result
+
+
+def quiet_pykeen_logs() -> None:
+    """PyKEEN's log lines (checkpoints saved, split ratios adjusted, CPU batch-size advice) are not
+    for kgbuild's users: its progress bars stay unless `quiet`, and kgbuild prints the outcome."""
+    import pykeen  # noqa: F401  (importing it sets its logger to INFO: set ours after)
+
+    logging.getLogger("pykeen").setLevel(logging.ERROR)
+    logging.getLogger("torch_max_mem").setLevel(logging.ERROR)
 
 
 def load_embeddings(out: str | Path, device: str = "cpu") -> EmbeddingResult:
@@ -372,7 +380,7 @@ def _read_map(path: Path) -> dict[str, int]:
 
 
 def _write_triples(path: Path, factory) -> None:
-    labeled = factory.triples
+    labeled = factory.label_triples(factory.mapped_triples)  # factory.triples warns that it is slow
     path.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in labeled), encoding="utf-8")
 
 
