@@ -145,17 +145,13 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
 
 def _evidence(doc: Document, rel: RelationMention) -> tuple[int, int, str]:
     """Where a relation mention is stated: its sentence, or, when its head and tail mentions sit
-    in two sentences (a cross-sentence relation), both of them: the offsets span from the first
-    to the last, and the text is the two sentences, joined by " … " when others lie between."""
+    in two sentences (a cross-sentence relation), the text from the first of them to the end of
+    the last, so that the evidence names both and is still the document's text at its offsets."""
     sents = doc.sentences
     cited = {rel.sentence} | {doc.mentions[m].sentence for m in (rel.head, rel.tail)
                               if 0 <= doc.mentions[m].sentence < len(sents)}
-    first, last = sents[min(cited)], sents[max(cited)]
-    if min(cited) == max(cited):
-        return first.start, first.end, doc.text[first.start : first.end]
-    if max(cited) - min(cited) == 1:
-        return first.start, last.end, doc.text[first.start : last.end]
-    return first.start, last.end, f"{doc.text[first.start : first.end]} … {doc.text[last.start : last.end]}"
+    start, end = sents[min(cited)].start, sents[max(cited)].end
+    return start, end, doc.text[start:end]
 
 
 def _one_line(err: BaseException) -> str:
