@@ -120,7 +120,7 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
                 # Nothing split it into sentences: the whole text is the evidence.
                 start, end = 0, len(doc.text)
             elif 0 <= rel.sentence < len(doc.sentences):
-                start, end, text = _evidence(doc, rel)
+                start, end = _evidence(doc, rel)
             else:
                 raise StageError(
                     f"document {doc.id}: relation {i} cites sentence {rel.sentence}, "
@@ -133,7 +133,7 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
                     relation=rel.relation,
                     object=tail,
                     document=doc.id,
-                    sentence=text if doc.sentences else doc.text[start:end],
+                    sentence=doc.text[start:end],
                     start=start,
                     end=end,
                     confidence=rel.confidence,
@@ -143,15 +143,14 @@ def facts_from_documents(docs: Iterable[Document]) -> list[Fact]:
     return facts
 
 
-def _evidence(doc: Document, rel: RelationMention) -> tuple[int, int, str]:
-    """Where a relation mention is stated: its sentence, or, when its head and tail mentions sit
-    in two sentences (a cross-sentence relation), the text from the first of them to the end of
-    the last, so that the evidence names both and is still the document's text at its offsets."""
+def _evidence(doc: Document, rel: RelationMention) -> tuple[int, int]:
+    """Offsets of where a relation mention is stated: its sentence, or, when its head and tail
+    mentions sit in two sentences (a cross-sentence relation), from the first of them to the end
+    of the last, so that the evidence names both."""
     sents = doc.sentences
     cited = {rel.sentence} | {doc.mentions[m].sentence for m in (rel.head, rel.tail)
                               if 0 <= doc.mentions[m].sentence < len(sents)}
-    start, end = sents[min(cited)].start, sents[max(cited)].end
-    return start, end, doc.text[start:end]
+    return sents[min(cited)].start, sents[max(cited)].end
 
 
 def _one_line(err: BaseException) -> str:
