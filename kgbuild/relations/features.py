@@ -90,8 +90,9 @@ class DocPairs:
     texts: dict[str, list[str]]  # block name -> one text per pair ("" when there is none)
 
 
-def group_mentions(doc: Document) -> list[EntityGroup]:
-    """Entities of one document from its mentions, by normalised name and person-name parts."""
+def group_mentions(doc: Document, label_names: dict[str, str] | None = None) -> list[EntityGroup]:
+    """Entities of one document from its mentions, by normalised name and person-name parts.
+    `label_names` renames recogniser labels (another model's onto spaCy's, which the features know)."""
     groups: list[EntityGroup] = []
     by_norm: dict[str, int] = {}
     order = sorted(range(len(doc.mentions)), key=lambda i: -len(doc.mentions[i].text))
@@ -108,7 +109,7 @@ def group_mentions(doc: Document) -> list[EntityGroup]:
                 g = hits.pop()
         if g is None:
             g = len(groups)
-            groups.append(EntityGroup([], m.text, m.type, m.label))
+            groups.append(EntityGroup([], m.text, m.type, label_names.get(m.label, m.label) if label_names else m.label))
         by_norm.setdefault(norm, g)
         groups[g].mentions.append(i)
         groups[g].norms.add(norm)
@@ -175,9 +176,10 @@ class _ParseIndex:
         return len(tokens) - 1, " ".join(words)
 
 
-def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distance: int = 1_000_000) -> DocPairs:
+def doc_pairs(doc: Document, allowed: set[tuple[str, str]], max_sentence_distance: int = 1_000_000,
+              label_names: dict[str, str] | None = None) -> DocPairs:
     """Candidate pairs and their features for one document (see module docstring)."""
-    entities = group_mentions(doc)
+    entities = group_mentions(doc, label_names)
     mentions = doc.mentions
     first_entity = 0 if entities else -1
     sents_of = [{mentions[i].sentence for i in g.mentions} for g in entities]

@@ -66,6 +66,9 @@ class TransformersRelations:
             from kgbuild.relations.zeroshot import ZeroShotRelations
 
             self.cross_sentence = ZeroShotRelations(threshold=cross_sentence_threshold, device=device)
+            if self.joint is not None:  # the model's own labels, read as their spaCy namesakes
+                self.cross_sentence.label_names = {label: _SPACY_LABEL[label.upper()] for label in self.joint.labels.entities
+                                                   if label.upper() in _SPACY_LABEL}
         if self.joint is None:
             from kgbuild.neural.hub import load_seq2seq_extractor
 
@@ -96,19 +99,9 @@ class TransformersRelations:
     def _add_cross_sentence(self, docs: list[Document]) -> None:
         """The zeroshot backend's relations whose closest pair of mentions is in two sentences."""
         own = [doc.relations for doc in docs]
-        labels = [[m.label for m in doc.mentions] for doc in docs]
-        model_labels = set(self.joint.labels.entities) if self.joint is not None else set()
         for doc in docs:
             doc.relations = []
-            for m in doc.mentions:
-                if m.label in model_labels:
-                    m.label = _SPACY_LABEL.get(m.label.upper(), m.label)
-        try:
-            self.cross_sentence(docs)
-        finally:
-            for doc, old in zip(docs, labels):
-                for m, label in zip(doc.mentions, old):
-                    m.label = label
+        self.cross_sentence(docs)
         for doc, kept in zip(docs, own):
             found = [r for r in doc.relations if doc.mentions[r.head].sentence != doc.mentions[r.tail].sentence]
             doc.relations = kept + found

@@ -60,6 +60,9 @@ class ZeroShotRelations:
         self.batch_size = int(batch_size)
         self.max_sentence_distance = int(max_sentence_distance)
         self.open_relations = bool(open_relations)
+        # recogniser labels read as spaCy's (the head was fitted on spaCy's); set by a backend
+        # that runs this one on another model's mentions (kgbuild.relations.transformers_re)
+        self.label_names: dict[str, str] = {}
         self.device = resolve_device(device)
         self.schema = load_schema(schema or None)
         self.model_path = resolve_model_path(model)
@@ -106,7 +109,7 @@ class ZeroShotRelations:
 
     # -- preprocess / forward / postprocess ---------------------------------------------------
     def preprocess(self, doc: Document) -> DocPairs:
-        return doc_pairs(doc, self._allowed, self.max_sentence_distance)
+        return doc_pairs(doc, self._allowed, self.max_sentence_distance, self.label_names)
 
     def forward(self, batch: list[DocPairs]) -> np.ndarray:
         """Confidences [n_pairs over the batch, n_relations]; 0 where types forbid the relation."""
