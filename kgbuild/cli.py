@@ -329,6 +329,26 @@ def eval_linkpred(
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 
+@eval_app.command("embed-speed")
+def eval_embed_speed(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="nations, umls or kinships (inside pykeen)"),
+    train: Optional[Path] = typer.Option(None, "--train", help="training triples, tab-separated"),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="validation triples (the evaluated ones)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="PyKEEN model (default: kgbuild's default for the graph)"),
+    batches: int = typer.Option(5, "--batches", help="training steps timed"),
+    eval_triples: int = typer.Option(256, "--eval-triples", help="validation triples ranked"),
+    repeats: int = typer.Option(2, "--repeats", help="best of this many runs of each"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Training-step and evaluation time with PyKEEN's broadcasting scoring and kgbuild's matrix-product scoring."""
+    from kgbuild.eval.embed_speed import format_embed_speed, measure_embed_speed
+
+    result = measure_embed_speed(dataset=dataset, train=train, valid=valid, model=model, batches=batches,
+                                 eval_triples=eval_triples, repeats=repeats, device=device)
+    typer.echo(json.dumps(result, indent=2) if as_json else format_embed_speed(result))
+
+
 @eval_app.command("kblink")
 def eval_kblink(
     data: Path = typer.Argument(..., help="WebNLG 3.0 folder holding train/ and dev/, e.g. ../shared/data/webnlg/v3.0"),

@@ -63,6 +63,10 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
     from pykeen.contrib.lightning import LCWALitModule, SLCWALitModule
     from pykeen.datasets import EagerDataset
 
+    from kgbuild.embed import scoring
+
+    scoring.install()  # this process; ddp_spawn's processes score with PyKEEN's own (same scores)
+
     pl.seed_everything(seed, verbose=False)
     dataset = EagerDataset(training=training, testing=validation or training, validation=validation)
     module_kwargs: dict[str, Any] = dict(

@@ -79,6 +79,11 @@ def load_dataset(dataset: str | None = None, train: str | Path | None = None, va
     return Path(train).name, training, validation, testing
 
 
+def relation_count(factory) -> int:
+    """Relations of a TriplesFactory, not counting the inverses PyKEEN adds."""
+    return int(getattr(factory, "real_num_relations", factory.num_relations))
+
+
 def unranked(path: str | Path, factory) -> int:
     """Triples of the file at `path` that `factory` left out (an entity or relation unseen in training)."""
     with open(path, "rb") as f:
@@ -99,7 +104,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
 
     probe = config or default_config(model, 10**9, epochs)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
-    config = config or default_config(model, training.num_triples, epochs)
+    config = config or default_config(model, training.num_triples, epochs, relation_count(training))
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
                  max_minutes=max_minutes)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kgbuild.embed import scoring
 from kgbuild.embed.graph import read_graph
 from kgbuild.embed.presets import TrainConfig, default_config
 from kgbuild.errors import GraphError, KgbuildError
@@ -71,11 +72,12 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
 
     torch_device = resolve_device(device)
     quiet_pykeen_logs()
+    scoring.install()
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
     if max_minutes is not None:
         training_kwargs["callbacks"] = [_time_box(max_minutes * 60)]
-    eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device)
+    eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device, config.model)
     if not slcwa and config.label_smoothing:
         training_kwargs["label_smoothing"] = config.label_smoothing
     with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
@@ -157,16 +159,19 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     return FitResult(model=model, curves=curves, metrics=metrics, seconds=seconds)
 
 
-def evaluation_batch_size(num_entities: int, embedding_dim: int, device) -> int | None:
+def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: str | None = None) -> int | None:
     """How many triples one evaluation step scores against every entity.
 
     On a GPU, None: PyKEEN starts with all evaluation triples and halves the batch on each
     out-of-memory error. On the CPU an out-of-memory is fatal, so the batch is bounded instead:
     distance models (RotatE, TransE) build a batch x entities x width tensor, which must stay under
-    CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024)."""
+    CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024). Models
+    scored by a matrix product (scoring.MATMUL_MODELS) hold only the batch x entities scores."""
     if device.type == "cuda":
         return None
     width = 2 * embedding_dim  # complex models store two reals per dimension
+    if model in scoring.MATMUL_MODELS and scoring.installed():
+        width = 8  # the scores, the filter mask and the ranking's temporaries
     return max(1, min(1024, CPU_EVALUATION_FLOATS // (num_entities * width)))
 
 
@@ -180,7 +185,7 @@ def rank_metrics(model, target, known, device=None, batch_size: int | None = Non
     device = device or model.device
     if batch_size is None:
         dim = max(int(r.shape[-1]) for r in model.entity_representations)
-        batch_size = evaluation_batch_size(model.num_entities, dim, torch.device(device))
+        batch_size = evaluation_batch_size(model.num_entities, dim, torch.device(device), type(model).__name__)
     evaluated = RankBasedEvaluator().evaluate(
         model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
         batch_size=batch_size, device=device, use_tqdm=False)
@@ -267,6 +272,7 @@ class EmbeddingResult:
         if (directory / VALIDATION).is_file():
             validation = _factory(_read_triples(directory / VALIDATION), entity_to_id, relation_to_id, config)
         torch_device = resolve_device(device)
+        scoring.install()
         # The seed only silences PyKEEN's warning: the saved weights replace the initial ones.
         model = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
                                     triples_factory=training, random_seed=0)
@@ -315,7 +321,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
             hint="build it from a larger corpus, or lower relations.threshold",
         )
     quiet_pykeen_logs()
-    config = config or default_config(model, len(graph.triples), epochs)
+    config = config or default_config(model, len(graph.triples), epochs, len({r for _, r, _ in graph.triples}))
     training, validation = split_triples(graph.triples, config, seed)
     from kgbuild.device import resolve_device
 

@@ -1,0 +1,81 @@
+"""kgbuild.embed.scoring: PyKEEN's dot-product interactions computed as matrix products give
+PyKEEN's own scores and gradients, and the switch is idempotent and reversible."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kgbuild.embed import scoring
+
+
+@pytest.fixture(autouse=True)
+def _installed_after():
+    yield
+    scoring.install()  # the state every other test runs in
+
+
+def _model(name: str):
+    from pykeen.datasets import Nations
+    from pykeen.models import model_resolver
+
+    dataset = Nations(create_inverse_triples=True)
+    model = model_resolver.make(name, {"embedding_dim": 16}, triples_factory=dataset.training, random_seed=0)
+    model.eval()  # no dropout: both scorings see the same network
+    return model, dataset.validation.mapped_triples[:40]
+
+
+def _scores_and_grads(model, triples):
+    model.zero_grad()
+    parts = [model.score_t(triples[:, :2]), model.score_h(triples[:, 1:]), model.score_hrt(triples)]
+    sum(p.sum() for p in parts).backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    return [p.detach().clone() for p in parts], grads
+
+
+@pytest.mark.parametrize("name", ["TuckER", "DistMult"])
+def test_matrix_product_scoring_gives_pykeens_scores_and_gradients(name):
+    model, triples = _model(name)
+    scoring.uninstall()
+    own, own_grads = _scores_and_grads(model, triples)
+    scoring.install()
+    ours, our_grads = _scores_and_grads(model, triples)
+    assert own[0].shape == (40, model.num_entities)
+    for a, b in zip(own, ours):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert len(own_grads) == len(our_grads) > 0
+    for a, b in zip(own_grads, our_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_install_is_idempotent_and_uninstall_restores_pykeen():
+    import pykeen.nn.modules as modules
+    from pykeen.utils import batched_dot
+
+    scoring.uninstall()
+    assert not scoring.installed() and modules.batched_dot is batched_dot
+    scoring.install()
+    scoring.install()
+    assert scoring.installed() and modules.batched_dot is scoring.einsum_dot
+    scoring.uninstall()
+    scoring.uninstall()
+    assert modules.batched_dot is batched_dot
+
+
+def test_matrix_product_models_get_larger_cpu_evaluation_batches():
+    from kgbuild.embed.train import evaluation_batch_size
+
+    cpu = torch.device("cpu")
+    scoring.install()
+    tucker = evaluation_batch_size(40_559, 200, cpu, "TuckER")
+    rotate = evaluation_batch_size(40_559, 200, cpu, "RotatE")
+    assert rotate < tucker <= 1024  # a distance model still builds batch x entities x width
+    assert evaluation_batch_size(40_559, 200, torch.device("cuda"), "TuckER") is None  # GPU: PyKEEN adapts
+
+
+def test_training_uses_the_matrix_product_scoring(tmp_path):
+    from kgbuild.embed.linkpred import evaluate_linkpred
+
+    scoring.uninstall()
+    result = evaluate_linkpred(dataset="nations", model="distmult", epochs=1, device="cpu")
+    assert scoring.installed() and result.metrics["mrr"] > 0

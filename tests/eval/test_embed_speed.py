@@ -1,0 +1,18 @@
+"""`kgbuild eval embed-speed`: PyKEEN's scoring against kgbuild's on the same model, in one run."""
+
+from __future__ import annotations
+
+from kgbuild.embed import scoring
+from kgbuild.eval.embed_speed import format_embed_speed, measure_embed_speed
+
+
+def test_embed_speed_times_both_scorings_and_compares_their_scores():
+    result = measure_embed_speed(dataset="nations", batches=2, eval_triples=16, repeats=1)
+    assert result["model"] == "TuckER" and result["eval_triples"] == 16
+    for key in ("pykeen_seconds_per_step", "kgbuild_seconds_per_step",
+                "pykeen_ms_per_eval_triple", "kgbuild_ms_per_eval_triple"):
+        assert result[key] > 0
+    assert result["max_score_difference"] < 1e-3  # the same model scores the same either way
+    assert scoring.installed()  # left as every other run uses it
+    text = format_embed_speed(result)
+    assert "training step" in text and "evaluation" in text
