@@ -73,7 +73,7 @@ def test_matrix_product_models_get_larger_cpu_evaluation_batches():
     assert evaluation_batch_size(40_559, 200, torch.device("cuda"), "TuckER") is None  # GPU: PyKEEN adapts
 
 
-def test_training_uses_the_matrix_product_scoring(tmp_path):
+def test_training_uses_the_matrix_product_scoring():
     from kgbuild.embed.linkpred import evaluate_linkpred
 
     scoring.uninstall()
