@@ -346,7 +346,7 @@ def eval_embed_speed(
 
     result = measure_embed_speed(dataset=dataset, train=train, valid=valid, model=model, batches=batches,
                                  eval_triples=eval_triples, repeats=repeats, device=device)
-    typer.echo(json.dumps(result, indent=2) if as_json else format_embed_speed(result))
+    _emit(result, as_json, format_embed_speed)
 
 
 @eval_app.command("kblink")

@@ -118,7 +118,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         split="test" if testing is not None else "valid",
         config=config,
         entities=training.num_entities,
-        relations=training.real_num_relations if hasattr(training, "real_num_relations") else training.num_relations,
+        relations=relation_count(training),
         training_triples=training.num_triples,
         evaluation_triples=evaluated.num_triples,
         unranked=unranked(test if testing is not None else valid, evaluated) if dataset is None else 0,
