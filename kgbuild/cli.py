@@ -349,6 +349,26 @@ def eval_embed_speed(
     _emit(result, as_json, format_embed_speed)
 
 
+@eval_app.command("embed-loss")
+def eval_embed_loss(
+    train: Path = typer.Option(..., "--train", help="training triples, tab-separated"),
+    valid: Path = typer.Option(..., "--valid", help="validation triples (a sample is ranked)"),
+    settings: Optional[list[str]] = typer.Option(None, "--setting", help="LOSS:LEARNING_RATE, e.g. crossentropy:0.003 (repeatable; default: the default's loss and bcewithlogits)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="PyKEEN model (default: kgbuild's default for the graph)"),
+    epochs: int = typer.Option(2, "--epochs", help="epochs per setting"),
+    sample: int = typer.Option(2000, "--sample", help="validation triples ranked (seeded sample)"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    seed: int = typer.Option(0, "--seed", help="random seed of the training and the sample"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Validation MRR after a few epochs with each loss and learning rate: which setting learns fastest."""
+    from kgbuild.eval.embed_loss import compare_losses, format_loss_comparison, parse_setting
+
+    parsed = [parse_setting(s) for s in settings] if settings else None
+    result = compare_losses(train, valid, parsed, model=model, epochs=epochs, sample=sample, device=device, seed=seed)
+    _emit(result, as_json, format_loss_comparison)
+
+
 @eval_app.command("kblink")
 def eval_kblink(
     data: Path = typer.Argument(..., help="WebNLG 3.0 folder holding train/ and dev/, e.g. ../shared/data/webnlg/v3.0"),

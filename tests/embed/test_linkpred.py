@@ -5,6 +5,7 @@ training."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,17 @@ def test_default_model_follows_graph_size():
     assert default_config("tucker", 1592).model_kwargs["relation_dim"] == 200  # a named model keeps its preset
     one_epoch = default_config(None, 86_835, epochs=1)
     assert one_epoch.epochs == 1 and one_epoch.eval_every == 1
+
+
+def test_last_weights_are_kept_when_they_beat_every_validation(club_files):
+    # Validation runs at epoch 10 only; the model still improves up to epoch 15, which the
+    # pipeline's final evaluation of the validation split shows: those weights are kept.
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    config = replace(SMALL, learning_rate=0.005, epochs=15)
+    fitted = fit(training, validation, None, config, device="cpu", seed=0)
+    curves = fitted.curves
+    assert curves.validation_epochs == [10, 15] and curves.validation_mrr[1] > curves.validation_mrr[0]
+    assert curves.best_epoch == 15
+    assert fitted.metrics["mrr"] == pytest.approx(curves.validation_mrr[1])
+    assert rank_metrics(fitted.model, validation, [training])["mrr"] == pytest.approx(fitted.metrics["mrr"])
