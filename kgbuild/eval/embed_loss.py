@@ -18,11 +18,19 @@ from kgbuild.errors import KgbuildError
 
 def parse_setting(text: str) -> tuple[str, float]:
     """"crossentropy:0.003" -> ("crossentropy", 0.003)."""
+    from pykeen.losses import loss_resolver
+
     loss, _, lr = text.partition(":")
     try:
-        return loss.strip(), float(lr)
+        rate = float(lr)
     except ValueError:
         raise KgbuildError(f"bad setting {text!r}", hint="write LOSS:LEARNING_RATE, e.g. crossentropy:0.003") from None
+    try:
+        loss_resolver.lookup(loss.strip())
+    except (KeyError, ValueError):
+        raise KgbuildError(f"unknown loss {loss.strip()!r} in {text!r}",
+                           hint="use one of: " + ", ".join(sorted(o for o in loss_resolver.options if " " not in o))) from None
+    return loss.strip(), rate
 
 
 def compare_losses(train: str | Path, valid: str | Path, settings: list[tuple[str, float]] | None = None,

@@ -48,6 +48,8 @@ def test_default_settings_and_bad_setting(tmp_path):
     assert parse_setting("crossentropy:0.003") == ("crossentropy", 0.003)
     with pytest.raises(KgbuildError, match="LOSS:LEARNING_RATE"):
         parse_setting("crossentropy")
+    with pytest.raises(KgbuildError, match="unknown loss 'entropy'"):
+        parse_setting("entropy:0.01")
     out = CliRunner().invoke(app, ["eval", "embed-loss", "--train", str(train), "--valid", str(valid),
                                    "--model", "distmult", "--epochs", "1", "--sample", "5", "--device", "cpu",
                                    "--setting", "crossentropy:0.01"])
