@@ -28,7 +28,7 @@ DEV_FILE = "qa_dev.txt"
 LATENCY_SAMPLE = 300  # questions per hop timed one by one, end to end
 # Embeddings for the incomplete KB: DistMult scored against every entity (LCWA) with cross-entropy,
 # as the large-graph presets of `kgbuild embed`; the matrix-product scoring (kgbuild/embed/scoring.py)
-# makes an epoch of the half MetaQA KB (70k queries x 35k entities) well under a minute on a CPU.
+# makes an epoch of the half MetaQA KB (70k queries x 35k entities) about a minute on 2 CPU cores.
 # A small validation share keeps the early-stopping evaluations cheap.
 EMBED_CONFIG = dict(model="DistMult", embedding_dim=200, training_loop="lcwa", loss="crossentropy",
                     label_smoothing=0.1, inverse_triples=True, learning_rate=0.01, batch_size=256,
