@@ -79,6 +79,17 @@ def load_dataset(dataset: str | None = None, train: str | Path | None = None, va
     return Path(train).name, training, validation, testing
 
 
+def load_with_config(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
+                     test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
+                     config: TrainConfig | None = None):
+    """(name, training, validation, testing, config): load_dataset, with `config` or else the
+    default settings of `model` for the loaded graph's size and relation count."""
+    probe = config or default_config(model, 10**9, epochs)
+    name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
+    config = config or default_config(model, training.num_triples, epochs, relation_count(training))
+    return name, training, validation, testing, config
+
+
 def relation_count(factory) -> int:
     """Relations of a TriplesFactory, not counting the inverses PyKEEN adds."""
     return int(getattr(factory, "real_num_relations", factory.num_relations))
@@ -102,9 +113,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
     `max_minutes` time-boxes training (a smoke run of a large graph on the CPU)."""
     from kgbuild.device import resolve_device
 
-    probe = config or default_config(model, 10**9, epochs)
-    name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
-    config = config or default_config(model, training.num_triples, epochs, relation_count(training))
+    name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config)
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
                  max_minutes=max_minutes)

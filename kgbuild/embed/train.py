@@ -140,13 +140,14 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         else:
             curves.best_epoch = len(curves.losses)
         reloaded = False
+        last_mrr = float(result.metric_results.get_metric("mrr"))
         if (early_stopping and testing is None and curves.best_epoch != len(curves.losses)
-                and float(result.metric_results.get_metric("mrr")) > max(curves.validation_mrr, default=0.0)):
+                and last_mrr > max(curves.validation_mrr, default=0.0)):
             # The pipeline's final evaluation ranked the validation split with the last weights
             # (epochs after the last scheduled validation, e.g. when the time box ended training),
             # and they beat every earlier validation: keep them.
             curves.validation_epochs.append(len(curves.losses))
-            curves.validation_mrr.append(float(result.metric_results.get_metric("mrr")))
+            curves.validation_mrr.append(last_mrr)
             curves.best_epoch = len(curves.losses)
         if best_path.is_file() and curves.best_epoch != len(curves.losses):
             # The pipeline evaluated the last weights; the best validation weights are the model.

@@ -11,8 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from kgbuild.embed.linkpred import load_dataset, relation_count
-from kgbuild.embed.presets import default_config
+from kgbuild.embed.linkpred import load_with_config
 from kgbuild.errors import KgbuildError
 
 
@@ -44,9 +43,7 @@ def compare_losses(train: str | Path, valid: str | Path, settings: list[tuple[st
 
     from kgbuild.embed.train import fit
 
-    probe = default_config(model, 10**9)
-    name, training, validation, _ = load_dataset(None, train, valid, None, probe.inverse_triples)
-    base = default_config(model, training.num_triples, None, relation_count(training))
+    name, training, validation, _, base = load_with_config(None, train, valid, None, model)
     if settings is None:
         settings = [(base.loss, base.learning_rate)]
         if base.loss != "bcewithlogits":

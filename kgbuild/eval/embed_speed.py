@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kgbuild.embed.linkpred import load_dataset, relation_count
-from kgbuild.embed.presets import default_config
+from kgbuild.embed.linkpred import load_with_config
 
 
 def measure_embed_speed(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
@@ -31,9 +30,7 @@ def measure_embed_speed(dataset: str | None = None, train: str | Path | None = N
 
     quiet_pykeen_logs()
     torch_device = resolve_device(device)
-    probe = default_config(model, 10**9)
-    name, training, validation, _ = load_dataset(dataset, train, valid, None, probe.inverse_triples)
-    config = default_config(model, training.num_triples, None, relation_count(training))
+    name, training, validation, _, config = load_with_config(dataset, train, valid, None, model)
     torch.manual_seed(seed)
     loss = loss_resolver.make(config.loss, config.loss_kwargs or None)
     kgem = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},

@@ -22,6 +22,9 @@ def test_eval_qa_with_a_dropped_kb_trains_embeddings_and_reports_each_group(tmp_
     assert group["train"] + group["test"] == len(QUESTIONS) and 0 <= group["hits@1"] <= 100
     assert group["latency_median_ms"] > 0
     assert "hits@1" in format_metaqa(report)
+    weights = saved / "model.pt"
+    written = weights.stat().st_mtime_ns
     again = evaluate_metaqa(kb, questions, drop_kb=0.2, seed=0, completion="embeddings", epochs=3,
                             embeddings=saved, latency_sample=0)
     assert again["embeddings"]["epochs"] == 3 and again["embeddings"]["validation"] == emb["validation"]
+    assert weights.stat().st_mtime_ns == written  # loaded from the folder, not trained again
