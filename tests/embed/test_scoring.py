@@ -48,6 +48,42 @@ def test_matrix_product_scoring_gives_pykeens_scores_and_gradients(name):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_tucker_in_training_mode_gives_pykeens_scores_without_dropout():
+    """Training mode (batch normalisation on batch statistics) with the dropouts at 0: the
+    rewritten TuckER forward computes PyKEEN's scores and gradients."""
+    from pykeen.datasets import Nations
+    from pykeen.models import model_resolver
+
+    dataset = Nations(create_inverse_triples=True)
+    model = model_resolver.make("TuckER", {"embedding_dim": 16, "dropout_0": 0.0, "dropout_1": 0.0, "dropout_2": 0.0},
+                                triples_factory=dataset.training, random_seed=0)
+    model.train()
+    triples = dataset.training.mapped_triples[:64]
+    scoring.uninstall()
+    own, own_grads = _scores_and_grads(model, triples)
+    scoring.install()
+    ours, our_grads = _scores_and_grads(model, triples)
+    for a, b in zip(own + own_grads, ours + our_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_dropout_keeps_each_entry_with_probability_1_minus_p():
+    drop = torch.nn.Dropout(0.4)
+    x = torch.randn(64, 100, 100, requires_grad=True)
+    torch.manual_seed(0)
+    y = scoring.fast_dropout(x, drop)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.6) < 0.005
+    torch.testing.assert_close(y[kept], x[kept] / 0.6)  # kept entries scaled as torch's dropout does
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.6)  # the gradient flows through the kept ones
+    torch.manual_seed(1)
+    assert not torch.equal(scoring.fast_dropout(x, drop) != 0, kept)  # a new mask each call
+    drop.eval()
+    assert scoring.fast_dropout(x, drop) is x  # evaluation: no dropout
+    assert scoring.fast_dropout(x, torch.nn.Dropout(0.0)) is x
+
+
 def test_install_is_idempotent_and_uninstall_restores_pykeen():
     import pykeen.nn.modules as modules
     from pykeen.utils import batched_dot
@@ -57,9 +93,11 @@ def test_install_is_idempotent_and_uninstall_restores_pykeen():
     scoring.install()
     scoring.install()
     assert scoring.installed() and modules.batched_dot is scoring.einsum_dot
+    assert modules.TuckERInteraction.forward is scoring._tucker_forward
     scoring.uninstall()
     scoring.uninstall()
     assert modules.batched_dot is batched_dot
+    assert modules.TuckERInteraction.forward is not scoring._tucker_forward
 
 
 def test_matrix_product_models_get_larger_cpu_evaluation_batches():
