@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 _ORIGINAL: dict[str, Any] = {}
-_FAST_DROPOUT = [True]  # off: torch's own dropout everywhere (for comparisons)
+_fast_dropout_on = True  # off: torch's own dropout everywhere (for comparisons)
 # PyKEEN models whose scores against all entities are a matrix product once installed (ComplEx's
 # own interaction already is one): no batch x entities x dimension tensor in their evaluation.
 MATMUL_MODELS = frozenset({"TuckER", "DistMult", "ComplEx"})
@@ -45,14 +45,15 @@ def fast_dropout(x, module):
     p = module.p
     if not module.training or p == 0:
         return x
-    if x.device.type != "cpu" or p >= 1 or not _FAST_DROPOUT[0]:
+    if x.device.type != "cpu" or p >= 1 or not _fast_dropout_on:
         return module(x)
     return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
 
 
 def use_fast_dropout(on: bool) -> None:
     """Draw dropout masks with fast_dropout (the default) or, off, with torch's own dropout."""
-    _FAST_DROPOUT[0] = on
+    global _fast_dropout_on
+    _fast_dropout_on = on
 
 
 def _tucker_forward(self, h, r, t):

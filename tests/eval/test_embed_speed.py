@@ -13,7 +13,7 @@ def test_embed_speed_times_both_scorings_and_compares_their_scores():
                 "pykeen_ms_per_eval_triple", "kgbuild_ms_per_eval_triple", "torch_dropout_seconds_per_step"):
         assert result[key] > 0
     assert result["max_score_difference"] < 1e-3  # the same model scores the same either way
-    assert scoring.installed() and scoring._FAST_DROPOUT[0]  # left as every other run uses it
+    assert scoring.installed() and scoring._fast_dropout_on  # left as every other run uses it
     text = format_embed_speed(result)
     assert "training step" in text and "evaluation" in text and "torch's own dropout" in text
 
