@@ -11,8 +11,8 @@ three-way product is rewritten the same way. Scores agree with PyKEEN's to float
 
 TuckER's training step also drops out entries of each query's relation matrix (batch x d x d:
 5M numbers for a batch of 128 at d 200). On the CPU `torch.nn.functional.dropout` draws that mask
-with `bernoulli_`, which took 65 ms a step there against 17 ms for uniform draws compared with
-p: the same distribution (each entry kept with probability 1 - p and scaled by 1 / (1 - p)), so
+with `bernoulli_`, slower than uniform draws compared with p (`kgbuild eval embed-speed`
+times the step both ways): the same distribution (each entry kept with probability 1 - p and scaled by 1 / (1 - p)), so
 `fast_dropout` draws it that way on the CPU and leaves the GPU's fused dropout alone.
 
 `install()` swaps these in for the whole process and `uninstall()` restores PyKEEN's own; both
