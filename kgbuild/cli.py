@@ -317,6 +317,7 @@ def eval_linkpred(
     seed: int = typer.Option(0, "--seed", help="random seed"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of loss and validation curves (default: linkpred-DATASET-MODEL.png)"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes (evaluation not counted)"),
+    progress: bool = typer.Option(False, "--progress", help="print each validation's MRR and time so far (stderr)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
@@ -325,7 +326,8 @@ def eval_linkpred(
     name = dataset or (train.stem if train else "data")
     plot = plot or Path(f"linkpred-{name}-{(model or 'default').lower()}.png")
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
-                               device=device, seed=seed, plot=plot, max_minutes=max_minutes)
+                               device=device, seed=seed, plot=plot, max_minutes=max_minutes,
+                               progress=(lambda line: typer.echo(line, err=True)) if progress else None)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

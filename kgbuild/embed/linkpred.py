@@ -106,17 +106,18 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
                       device: str = "auto", seed: int = 0, plot: str | Path | None = None,
                       config: TrainConfig | None = None, quiet: bool = True,
-                      max_minutes: float | None = None) -> LinkPredResult:
+                      max_minutes: float | None = None, progress=None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
-    `max_minutes` time-boxes training (a smoke run of a large graph on the CPU)."""
+    `max_minutes` time-boxes training (a smoke run of a large graph on the CPU); `progress`
+    (a callable taking one line) hears of each validation."""
     from kgbuild.device import resolve_device
 
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config)
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
-                 max_minutes=max_minutes)
+                 max_minutes=max_minutes, progress=progress)
     evaluated = testing if testing is not None else validation
     if testing is not None:
         valid_metrics = rank_metrics(fitted.model, validation, [training, testing], device=fitted.model.device)
@@ -189,6 +190,11 @@ def format_linkpred(result: LinkPredResult) -> str:
     lines += [
         f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, seed {result.seed}",
     ]
+    curves = result.curves
+    if curves.validation_seconds:
+        best = max(range(len(curves.validation_mrr)), key=curves.validation_mrr.__getitem__)
+        lines.append(f"best validation MRR {curves.validation_mrr[best]:.4f} at epoch {curves.validation_epochs[best]}, "
+                     f"{curves.validation_seconds[best]:.0f} s after training began")
     if result.plot:
         lines.append(f"curves: {result.plot}")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kgbuild.embed import scoring
 from kgbuild.embed.graph import read_graph
@@ -46,6 +46,7 @@ class Curves:
     losses: list[float] = field(default_factory=list)  # training loss per epoch
     validation_epochs: list[int] = field(default_factory=list)  # epochs at which validation ran
     validation_mrr: list[float] = field(default_factory=list)  # filtered MRR at those epochs
+    validation_seconds: list[float] = field(default_factory=list)  # wall time from the start of training to each
     best_epoch: int | None = None  # epoch whose weights were kept
     stopped_early: bool = False  # validation MRR stopped improving before the last epoch
 
@@ -59,12 +60,14 @@ class FitResult:
 
 
 def fit(training, validation, testing, config: TrainConfig, device: str = "auto", seed: int = 0,
-        quiet: bool = True, filter_triples: list | None = None, max_minutes: float | None = None) -> FitResult:
+        quiet: bool = True, filter_triples: list | None = None, max_minutes: float | None = None,
+        progress: Callable[[str], None] | None = None) -> FitResult:
     """Train `config` on the `training` TriplesFactory with PyKEEN's pipeline, stop early on
     validation MRR, keep the best weights and evaluate them on `testing` (filtered, both sides).
 
     `validation` may be None (tiny graphs): no early stopping and no metrics then. `max_minutes`
-    ends training after the epoch in which that much time has passed (evaluation not counted)."""
+    ends training after the epoch in which that much time has passed (evaluation not counted).
+    `progress` gets a line after each validation: epoch, MRR and the time since training began."""
     import torch
     from pykeen.pipeline import pipeline
 
@@ -86,11 +89,19 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         # A run no longer than one validation interval would only evaluate its last epoch, which
         # the final evaluation does anyway (a costly duplicate on large graphs).
         early_stopping = validation is not None and config.epochs > config.eval_every
+        t0 = time.perf_counter()
+        seen: list[float] = []  # seconds from t0 at each validation: "time to MRR x" on the curves
+
+        def validated(stopper: Any, mrr: float, epoch: int) -> None:
+            seen.append(time.perf_counter() - t0)
+            if progress is not None:
+                progress(f"epoch {epoch}: validation MRR {float(mrr):.4f} after {seen[-1]:.0f} s")
+
         if early_stopping:
             stopper_kwargs = dict(frequency=config.eval_every, patience=config.patience, metric="mrr",
                                   relative_delta=0.002, best_model_path=best_path,
-                                  clean_up_checkpoint=False, evaluation_batch_size=eval_batch)
-        t0 = time.perf_counter()
+                                  clean_up_checkpoint=False, evaluation_batch_size=eval_batch,
+                                  result_callbacks=[validated])
         # PyKEEN runs gc.collect() after every epoch; over the objects of torch and pykeen that
         # costs ~0.3 s, far more than an epoch of a small graph. Freezing what exists now
         # leaves only the training's own objects to collect.
@@ -101,6 +112,11 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
             # busy cores).
             torch.set_num_threads(1)
+        tf32 = torch.backends.cuda.matmul.allow_tf32
+        if torch_device.type == "cuda":
+            # TensorFloat-32 products: TuckER's core and the scores against every entity run on
+            # the matrix units (rank metrics move in the fourth decimal, not more).
+            torch.backends.cuda.matmul.allow_tf32 = True
         try:
             result = pipeline(
                 training=training,
@@ -128,6 +144,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         finally:
             gc.unfreeze()
             torch.set_num_threads(threads)
+            torch.backends.cuda.matmul.allow_tf32 = tf32
         model = result.model
         stopper = result.stopper
         curves = Curves(losses=[float(x) for x in result.losses])
@@ -135,6 +152,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             results = list(getattr(stopper, "results", []))
             curves.validation_mrr = [float(x) for x in results]
             curves.validation_epochs = [config.eval_every * (i + 1) for i in range(len(results))]
+            curves.validation_seconds = [round(x, 1) for x in seen[: len(results)]]
             curves.best_epoch = stopper.best_epoch or len(curves.losses)  # None: time box before any validation
             curves.stopped_early = bool(stopper.stopped)
         else:
@@ -148,6 +166,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             # and they beat every earlier validation: keep them.
             curves.validation_epochs.append(len(curves.losses))
             curves.validation_mrr.append(last_mrr)
+            curves.validation_seconds.append(round(time.perf_counter() - t0, 1))
             curves.best_epoch = len(curves.losses)
         if best_path.is_file() and curves.best_epoch != len(curves.losses):
             # The pipeline evaluated the last weights; the best validation weights are the model.

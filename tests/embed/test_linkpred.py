@@ -122,3 +122,14 @@ def test_last_weights_are_kept_when_they_beat_every_validation(club_files):
     assert curves.best_epoch == 15
     assert fitted.metrics["mrr"] == pytest.approx(curves.validation_mrr[1])
     assert rank_metrics(fitted.model, validation, [training])["mrr"] == pytest.approx(fitted.metrics["mrr"])
+
+
+def test_each_validation_reports_its_mrr_and_the_time_to_reach_it(club_files):
+    train, valid, _ = club_files
+    lines: list[str] = []
+    result = evaluate_linkpred(train=train, valid=valid, config=SMALL, device="cpu", seed=0, progress=lines.append)
+    curves = result.curves
+    assert len(lines) == len(curves.validation_mrr) == len(curves.validation_seconds) >= 2
+    assert lines[0].startswith("epoch 10: validation MRR ")
+    assert curves.validation_seconds == sorted(curves.validation_seconds) and curves.validation_seconds[0] >= 0
+    assert "s after training began" in format_linkpred(result)
