@@ -24,9 +24,10 @@ A trained model is a folder (MODEL_DIR): `encoder/` (weights and tokenizer, Hugg
 
 from __future__ import annotations
 
-import bisect
+import functools
 import json
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,10 @@ def word_shape(word: str) -> int:
     if cased[0].isupper():
         return 2
     return 1 if all(c.islower() for c in cased) else 5
+
+
+# most words recur from text to text; a word's shape is worked out once
+_cached_shape = functools.lru_cache(maxsize=1 << 16)(word_shape)
 
 
 def lowercases(tokenizer: Any) -> bool:
@@ -117,42 +122,106 @@ class Window:
 def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokenizer: Any,
                max_length: int) -> list[Window]:
     """Subword windows of a text, overlapping by half a window when it does not fit in one."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = enc["input_ids"], enc["offset_mapping"]
-    starts = [w[0] for w in words]
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    shapes = [0] * len(ids)
-    for t, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        w = bisect.bisect_right(starts, s) - 1
-        if w < 0 or s >= words[w][1]:
-            continue  # a subword outside every word (stray whitespace-like symbol)
-        if w not in first:
-            first[w] = t
-            shape = word_shape(text[words[w][0] : words[w][1]])
-        shapes[t] = shape
-        last[w] = t
-    present = sorted(first)
-    size = max_length - 2
+    wins = texts_windows([text], [words], tokenizer, max_length)
+    for win in wins:
+        win.text = text_index
+    return wins
+
+
+def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenizer: Any,
+                  max_length: int) -> list[Window]:
+    """The windows of every text (windows_of), text by text: one tokenizer call for all of them
+    (the fast tokenizer spreads a batch over the cores) and the subword-to-word mapping done on
+    flat arrays, since Python per subword costs more than the tokenizer itself."""
+    import numpy as np
+
+    if not texts:
+        return []
+    all_ids, all_offsets = _encode(tokenizer, texts)
+    n_texts = len(texts)
+    n_tok = np.fromiter(map(len, all_ids), np.int64, n_texts)
+    n_words = np.fromiter(map(len, words), np.int64, n_texts)
+    tok_base = np.cumsum(n_tok) - n_tok
+    word_base = np.cumsum(n_words) - n_words
+    # every text's characters shifted past the previous text's, so that one sorted search over
+    # all word starts finds each subword's word
+    char_base = np.cumsum([len(t) + 1 for t in texts]) - np.array([len(t) + 1 for t in texts])
+    tok_text = np.repeat(np.arange(n_texts), n_tok)
+    word_text = np.repeat(np.arange(n_texts), n_words)
+    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(all_offsets)), np.int64,
+                          2 * int(n_tok.sum())).reshape(-1, 2)
+    spans = np.fromiter(chain.from_iterable(chain.from_iterable(words)), np.int64,
+                        2 * int(n_words.sum())).reshape(-1, 2)
+    start = offsets[:, 0] + char_base[tok_text]
+    word_start = spans[:, 0] + char_base[word_text]
+    word_end = spans[:, 1] + char_base[word_text]
+    w = np.searchsorted(word_start, start, side="right") - 1
+    # a subword outside every word of its text (stray whitespace-like symbol) belongs to none
+    valid = (offsets[:, 1] > offsets[:, 0]) & (w >= word_base[tok_text])
+    valid[valid] &= start[valid] < word_end[w[valid]]
+    t_local = np.arange(len(w)) - tok_base[tok_text]
+    first = np.full(len(spans), np.iinfo(np.int64).max)
+    last = np.full(len(spans), -1)
+    np.minimum.at(first, w[valid], t_local[valid])
+    np.maximum.at(last, w[valid], t_local[valid])
+    present = np.flatnonzero(last >= 0)
+    shapes = np.zeros(len(spans), np.int64)
+    shapes[present] = [_cached_shape(texts[t][a:b]) for t, a, b in
+                       zip(word_text[present].tolist(), spans[present, 0].tolist(), spans[present, 1].tolist())]
+    tok_shapes = np.where(valid, shapes[np.maximum(w, 0)], 0)
     out: list[Window] = []
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    size = max_length - 2
+    for i in range(n_texts):
+        lo, hi = int(word_base[i]), int(word_base[i] + n_words[i])
+        t0 = int(tok_base[i])
+        out.extend(_text_windows(i, all_ids[i], tok_shapes[t0 : t0 + int(n_tok[i])],
+                                 np.flatnonzero(last[lo:hi] >= 0), first[lo:hi], last[lo:hi], cls, sep, size))
+    return out
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Subword ids and character offsets of each text, without special tokens."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.truncation is None and backend.padding is None:
+        # the Rust tokenizer straight: the Python wrapper adds nothing here but dicts to fill
+        encodings = backend.encode_batch(texts, add_special_tokens=False)
+        return [e.ids for e in encodings], [e.offsets for e in encodings]
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return enc["input_ids"], enc["offset_mapping"]
+
+
+def _text_windows(text_index: int, ids: list[int], shapes: Any, present: Any, first: Any, last: Any, cls: int,
+                  sep: int, size: int) -> list[Window]:
+    """The windows of one text; `present`: its words that have subwords, `first` / `last`: each word's
+    first and last subword (indexed by word), `shapes`: each subword's CASE_SHAPES index."""
+    import numpy as np
+
+    def window(chunk: Any) -> Window:
+        if not len(chunk):
+            return Window(text_index, [cls, sep], [], [], [], case_ids=[0, 0])
+        base = int(first[chunk[0]])
+        end = min(int(last[chunk[-1]]) + 1, base + size)
+        return Window(text_index, [cls, *ids[base:end], sep], chunk.tolist(),
+                      (np.minimum(first[chunk] - base, size - 1) + 1).tolist(),
+                      (np.minimum(last[chunk] - base, size - 1) + 1).tolist(),
+                      case_ids=[0, *shapes[base:end].tolist(), 0])
+
+    if not len(present) or int(last[present].max()) - int(first[present[0]]) < size:
+        win = window(present)  # the whole text fits: one window decides all its words
+        win.home = set(win.words)
+        return [win]
+    out: list[Window] = []
+    fl, ll, pl = first.tolist(), last.tolist(), present.tolist()
     lo = 0
     while True:
         # the longest run of whole words from `lo` that fits in `size` subwords
         hi = lo
-        while hi < len(present) and last[present[hi]] - first[present[lo]] < size:
+        while hi < len(pl) and ll[pl[hi]] - fl[pl[lo]] < size:
             hi += 1
-        hi = max(hi, lo + 1) if present else lo
-        chunk = present[lo:hi]
-        base = first[chunk[0]] if chunk else 0
-        end = last[chunk[-1]] + 1 if chunk else 0
-        end = min(end, base + size)
-        out.append(Window(text_index, [tokenizer.cls_token_id, *ids[base:end], tokenizer.sep_token_id], chunk,
-                          [min(first[w] - base, size - 1) + 1 for w in chunk],
-                          [min(last[w] - base, size - 1) + 1 for w in chunk],
-                          case_ids=[0, *shapes[base:end], 0]))
-        if hi >= len(present):
+        hi = max(hi, lo + 1)
+        out.append(window(present[lo:hi]))
+        if hi >= len(pl):
             break
         lo = max(lo + 1, lo + (hi - lo) // 2)
     # each word's entities are decided by the window where it sits furthest from the edges
@@ -172,6 +241,26 @@ def candidate_spans(win: Window, max_width: int) -> list[tuple[int, int]]:
     """(first word, last word) positions within the window, widths 1..max_width."""
     n = len(win.words)
     return [(i, j) for i in range(n) for j in range(i, min(n, i + max_width))]
+
+
+@functools.lru_cache(maxsize=1024)
+def _span_grid(n: int, max_width: int):
+    """candidate_spans of a window of n words as two arrays (first, last word positions)."""
+    import numpy as np
+
+    width = np.minimum(max_width, n - np.arange(n))
+    first = np.repeat(np.arange(n), width)
+    last = first + np.arange(len(first)) - np.repeat(np.cumsum(width) - width, width)
+    return first, last
+
+
+@functools.lru_cache(maxsize=256)
+def _pair_grid(m: int):
+    """Every ordered pair (x, y), x != y, of m items, x-major: the pairs of m entity spans."""
+    import numpy as np
+
+    x, y = np.divmod(np.arange(m * m), m)
+    return x[x != y], y[x != y]
 
 
 # -- the network -------------------------------------------------------------------------------
@@ -246,18 +335,20 @@ def load_pretrained(name: str | Path, hint: str) -> tuple[Any, Any]:
 
 def input_tensors(batch: list[Window], pad_id: int):
     """Padded input_ids, attention_mask and case ids of a batch of windows."""
+    import numpy as np
     import torch
 
-    length = max(len(w.input_ids) for w in batch)
-    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), length), dtype=torch.long)
-    case = torch.zeros((len(batch), length), dtype=torch.long)
-    for b, win in enumerate(batch):
-        ids[b, : len(win.input_ids)] = torch.tensor(win.input_ids)
-        mask[b, : len(win.input_ids)] = 1
-        if win.case_ids:
-            case[b, : len(win.case_ids)] = torch.tensor(win.case_ids)
-    return ids, mask, case
+    lengths = np.fromiter((len(w.input_ids) for w in batch), np.int64, len(batch))
+    filled = np.arange(lengths.max()) < lengths[:, None]  # row-major, as the windows' ids are chained
+    ids = np.full(filled.shape, pad_id, np.int64)
+    ids[filled] = np.fromiter(chain.from_iterable(w.input_ids for w in batch), np.int64, int(lengths.sum()))
+    case = np.zeros(filled.shape, np.int64)
+    if all(len(w.case_ids) == len(w.input_ids) for w in batch):
+        case[filled] = np.fromiter(chain.from_iterable(w.case_ids for w in batch), np.int64, int(lengths.sum()))
+    else:
+        for b, win in enumerate(batch):
+            case[b, : len(win.case_ids)] = win.case_ids
+    return torch.from_numpy(ids), torch.from_numpy(filled.astype(np.int64)), torch.from_numpy(case)
 
 
 # -- a loaded model ----------------------------------------------------------------------------
@@ -320,19 +411,37 @@ class JointExtractor:
 
     # -- batching -----------------------------------------------------------------------------
     def windows(self, texts: list[str], words: list[list[tuple[int, int]]]) -> list[Window]:
-        return [w for i, (t, ws) in enumerate(zip(texts, words))
-                for w in windows_of(i, t, ws, self.tokenizer, self.max_length)]
+        return texts_windows(texts, words, self.tokenizer, self.max_length)
+
+    def batches(self, wins: list[Window], batch_size: int) -> list[list[Window]]:
+        """Batches of windows of similar length (little padding)."""
+        order = sorted(range(len(wins)), key=lambda k: len(wins[k].input_ids))
+        return [[wins[k] for k in order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
 
     def tensors(self, batch: list[Window]):
-        """input_ids, attention_mask, case ids, and the candidate spans of a batch of windows as tensors."""
+        """input_ids, attention_mask, case ids, and the candidate spans of a batch of windows as tensors;
+        a span row is (window, first word pos, last word pos, first subword, last subword, width)."""
+        import numpy as np
         import torch
 
         ids, mask, case = input_tensors(batch, self.tokenizer.pad_token_id or 0)
-        rows = []  # (window, first word pos, last word pos, first subword, last subword, width)
-        for b, win in enumerate(batch):
-            rows.extend((b, i, j, win.first[i], win.last[j], j - i + 1) for i, j in candidate_spans(win, self.max_width))
-        spans = torch.tensor(rows, dtype=torch.long).reshape(-1, 6)
-        return ids, mask, case, spans
+        n_words = np.fromiter((len(w.words) for w in batch), np.int64, len(batch))
+        grids = [_span_grid(n, self.max_width) for n in n_words.tolist()]
+        counts = np.fromiter((len(g[0]) for g in grids), np.int64, len(batch))
+        i = np.concatenate([g[0] for g in grids])
+        j = np.concatenate([g[1] for g in grids])
+        base = np.repeat(np.cumsum(n_words) - n_words, counts)  # each window's words in the chained lists
+        first = np.fromiter(chain.from_iterable(w.first for w in batch), np.int64, int(n_words.sum()))
+        last = np.fromiter(chain.from_iterable(w.last for w in batch), np.int64, int(n_words.sum()))
+        spans = np.stack([np.repeat(np.arange(len(batch)), counts), i, j, first[base + i], last[base + j], j - i + 1], 1)
+        return ids, mask, case, torch.from_numpy(spans.astype(np.int64, copy=False))
+
+    def to_device(self, *tensors):
+        """The tensors on the model's device; on CUDA copied from pinned memory without waiting, so
+        that the host goes on while the copy runs."""
+        if self.device.type != "cuda":
+            return tensors
+        return tuple(t.pin_memory().to(self.device, non_blocking=True) for t in tensors)
 
     def autocast(self):
         import contextlib
@@ -358,66 +467,105 @@ class JointExtractor:
         import torch
 
         words = words if words is not None else [split_words(t) for t in texts]
-        wins = self.windows(texts, words)
-        order = sorted(range(len(wins)), key=lambda k: len(wins[k].input_ids))  # length buckets: little padding
         found_e: list[dict[tuple[int, int], tuple[str, float]]] = [{} for _ in texts]
         found_r: list[dict[tuple[tuple[int, int], tuple[int, int], str], float]] = [{} for _ in texts]
         self.net.eval()
         with torch.inference_mode(), self.autocast():
-            for s in range(0, len(order), batch_size):
-                batch = [wins[k] for k in order[s : s + batch_size]]
+            for batch in self.batches(self.windows(texts, words), batch_size):
                 self._predict_batch(batch, words, found_e, found_r, threshold, relations)
         return [_assemble(ents, rels) for ents, rels in zip(found_e, found_r)]
 
-    def _predict_batch(self, batch, words, found_e, found_r, threshold, relations) -> None:
+    def forward_spans(self, ids, mask, case, spans):
+        """Encoder and span head over device tensors: hidden states, prefix sums, span vectors, type logits."""
+        hidden, sums = self.net.encode(ids, mask, case)
+        reps, logits = self.net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4],
+                                      spans[:, 5].clamp(max=self.max_width))
+        return hidden, sums, reps, logits
+
+    def forward_pairs(self, hidden, sums, reps, pairs):
+        """Relation logits of pair rows (window, head row, tail row, their subword bounds, their types)."""
+        p = pairs
+        return self.net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
+                              p[:, 7], p[:, 8])
+
+    def _predict_batch(self, batch, words, found_e, found_r, threshold, relations):
+        """Fill found_e / found_r from one batch of windows; returns the device tensors that the two
+        forward passes read (ids, mask, case, spans, pairs or None), so the model can be timed alone."""
+        import numpy as np
         import torch
 
         ids, mask, case, spans = self.tensors(batch)
         if len(spans) == 0:
-            return
-        dev = self.device
-        hidden, sums = self.net.encode(ids.to(dev), mask.to(dev), case.to(dev))
-        sp = spans.to(dev)
-        reps, logits = self.net.spans(hidden, sums, sp[:, 0], sp[:, 3], sp[:, 4], sp[:, 5].clamp(max=self.max_width))
-        probs = logits.float().softmax(-1)
-        score, label = probs.max(-1)
-        keep = (label > 0).nonzero().squeeze(-1)
-        kept = _flat_decode(spans[keep.cpu()].tolist(), score[keep].tolist(), label[keep].tolist(), keep.tolist())
+            return None
+        inputs = self.to_device(ids, mask, case, spans)
+        hidden, sums, reps, logits = self.forward_spans(*inputs)
+        score, label = logits.float().softmax(-1).max(-1)
+        # one copy back for all spans (labels are small integers, exact as floats)
+        top = torch.stack([score, label.float()]).cpu().numpy()
+        rows = spans.numpy()
+        keep = np.flatnonzero(top[1] > 0)
+        kept = _flat_decode(rows[keep], top[0, keep], top[1, keep].astype(np.int64), keep)
         # kept: per window, [(row in spans, first word pos, last word pos, label, score)]
-        pairs = []
         for b, chosen in kept.items():
             win = batch[b]
-            for row, i, j, lab, sc in chosen:
+            ws = words[win.text]
+            for _, i, j, lab, sc in chosen:
                 if win.words[i] in win.home:
-                    ws = words[win.text]
                     found_e[win.text][(ws[win.words[i]][0], ws[win.words[j]][1])] = (self.labels.entities[lab - 1], sc)
-            if relations and self.labels.relations:
-                pairs.extend((b, x, y) for x in chosen for y in chosen if x is not y)
-        if not pairs:
-            return
-        p = torch.tensor([[b, x[0], y[0], spans[x[0], 3], spans[x[0], 4], spans[y[0], 3], spans[y[0], 4], x[3], y[3]]
-                          for b, x, y in pairs], dtype=torch.long, device=dev)
-        rel = self.net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
-                             p[:, 7], p[:, 8]).float().softmax(-1)
-        rscore, rlabel = rel.max(-1)
-        hits = ((rlabel > 0) & (rscore >= threshold)).nonzero().squeeze(-1).tolist()
-        for k, sc, lab in zip(hits, rscore[hits].tolist(), rlabel[hits].tolist()):
-            b, x, y = pairs[k]
+        pairs = _pair_rows(kept, rows) if relations and self.labels.relations else None
+        if pairs is None:
+            return (*inputs, None)
+        (p,) = self.to_device(torch.from_numpy(pairs))
+        rscore, rlabel = self.forward_pairs(hidden, sums, reps, p).float().softmax(-1).max(-1)
+        top = torch.stack([rscore, rlabel.float()]).cpu().numpy()
+        hits = np.flatnonzero((top[1] > 0) & (top[0] >= threshold))
+        for (b, x, y), sc, lab in zip(pairs[hits, :3].tolist(), top[0, hits].tolist(),
+                                      top[1, hits].astype(np.int64).tolist()):
             win = batch[b]
             ws = words[win.text]
-            key = ((ws[win.words[x[1]]][0], ws[win.words[x[2]]][1]), (ws[win.words[y[1]]][0], ws[win.words[y[2]]][1]),
+            (_, hi, hj), (_, ti, tj) = rows[x, :3].tolist(), rows[y, :3].tolist()
+            key = ((ws[win.words[hi]][0], ws[win.words[hj]][1]), (ws[win.words[ti]][0], ws[win.words[tj]][1]),
                    self.labels.relations[lab - 1])
             found_r[win.text][key] = max(sc, found_r[win.text].get(key, 0.0))
+        return (*inputs, p)
 
 
-def _flat_decode(rows: list[list[int]], scores: list[float], labels: list[int], index: list[int]):
-    """Non-overlapping entity spans per window, best score first (flat NER)."""
+def _flat_decode(rows: Any, scores: Any, labels: Any, index: Any) -> dict[int, list]:
+    """Non-overlapping entity spans per window, best score first (flat NER); arrays of the kept spans."""
+    import numpy as np
+
     by_window: dict[int, list] = {}
-    for row, sc, lab, k in sorted(zip(rows, scores, labels, index), key=lambda r: -r[1]):
+    order = np.argsort(-scores, kind="stable")
+    for row, sc, lab, k in zip(rows[order, :3].tolist(), scores[order].tolist(), labels[order].tolist(),
+                               index[order].tolist()):
         chosen = by_window.setdefault(row[0], [])
         if all(row[2] < c[1] or row[1] > c[2] for c in chosen):
             chosen.append((k, row[1], row[2], lab, sc))
     return by_window
+
+
+def _pair_rows(kept: dict[int, list], rows: Any):
+    """Pair rows (window, head row, tail row, head first / last subword, tail first / last subword,
+    head type, tail type) of every ordered pair of kept spans in one window; None when there is none."""
+    import numpy as np
+
+    windows, heads, tails, head_types, tail_types = [], [], [], [], []
+    for b, chosen in kept.items():
+        if len(chosen) < 2:
+            continue
+        x, y = _pair_grid(len(chosen))
+        span_rows = np.array([c[0] for c in chosen])
+        types = np.array([c[3] for c in chosen])
+        windows.append(np.full(len(x), b))
+        heads.append(span_rows[x])
+        tails.append(span_rows[y])
+        head_types.append(types[x])
+        tail_types.append(types[y])
+    if not windows:
+        return None
+    h, t = np.concatenate(heads), np.concatenate(tails)
+    return np.stack([np.concatenate(windows), h, t, rows[h, 3], rows[h, 4], rows[t, 3], rows[t, 4],
+                     np.concatenate(head_types), np.concatenate(tail_types)], 1).astype(np.int64, copy=False)
 
 
 def _assemble(ents: dict, rels: dict) -> Prediction:

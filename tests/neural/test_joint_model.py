@@ -3,7 +3,7 @@ import json
 import torch
 
 from kgbuild.neural.formats import split_words
-from kgbuild.neural.joint import CASE_SHAPES, JointExtractor, windows_of, word_shape
+from kgbuild.neural.joint import CASE_SHAPES, JointExtractor, candidate_spans, texts_windows, windows_of, word_shape
 from kgbuild.neural.train import evaluate, train
 
 
@@ -56,6 +56,25 @@ def test_text_longer_than_the_window_is_read_in_overlapping_windows(tiny_model):
     (pred,) = model.predict([text])
     assert (0, 10) in [(s, e) for s, e, _, _ in pred.entities]
     assert all(e <= len(text) for _, e, _, _ in pred.entities)
+
+
+def test_windows_of_many_texts_at_once_match_each_text_alone(tiny_model):
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    long = f"Mary Jones lives in Paris . {' '.join(['and'] * 60)} IBM hired her ."
+    texts = ["John Smith works for Acme Corp .", "", long, "   ", "北京 is BIG , B52 1990 ."]
+    words = [split_words(t) for t in texts]
+    alone = [w for i, (t, ws) in enumerate(zip(texts, words)) for w in windows_of(i, t, ws, model.tokenizer, 32)]
+    assert len(alone) > len(texts)  # the long text needs several windows
+    assert texts_windows(texts, words, model.tokenizer, 32) == alone
+
+
+def test_span_rows_are_the_candidate_spans_of_each_window(tiny_model):
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    texts = ["John Smith works for Acme Corp .", "", f"Mary Jones lives in Paris . {' '.join(['and'] * 60)}"]
+    batch = model.windows(texts, [split_words(t) for t in texts])
+    spans = model.tensors(batch)[3].tolist()
+    assert spans == [[b, i, j, win.first[i], win.last[j], j - i + 1] for b, win in enumerate(batch)
+                     for i, j in candidate_spans(win, model.max_width)]
 
 
 def test_word_shapes_reach_every_subword_of_an_uncased_encoder(tiny_model):
