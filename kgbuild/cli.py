@@ -600,7 +600,9 @@ def eval_speed_neural(
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Sentences per second of a trained joint model (entities and relations); GPU memory on CUDA."""
+    """Sentences per second of a trained joint model (entities and relations), the time of each stage
+    (tokenisation, batch building, transfer, the model alone, the rest) and the one that bounds it;
+    GPU memory on CUDA."""
     from kgbuild.neural.train import format_speed, measure_speed
 
     if threads:

@@ -433,7 +433,8 @@ class JointExtractor:
         base = np.repeat(np.cumsum(n_words) - n_words, counts)  # each window's words in the chained lists
         first = np.fromiter(chain.from_iterable(w.first for w in batch), np.int64, int(n_words.sum()))
         last = np.fromiter(chain.from_iterable(w.last for w in batch), np.int64, int(n_words.sum()))
-        spans = np.stack([np.repeat(np.arange(len(batch)), counts), i, j, first[base + i], last[base + j], j - i + 1], 1)
+        window = np.repeat(np.arange(len(batch)), counts)
+        spans = np.stack([window, i, j, first[base + i], last[base + j], j - i + 1], 1)
         return ids, mask, case, torch.from_numpy(spans.astype(np.int64, copy=False))
 
     def to_device(self, *tensors):

@@ -340,36 +340,78 @@ def format_scores(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+STAGES = ("tokenisation", "batch building", "transfer", "model", "rest")
+
+
 def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
                   batch_size: int = 64, limit: int | None = None, repeat: int = 1) -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
-    texts, after one warm-up batch; on CUDA also the peak GPU memory."""
+    texts, after one warm-up batch, and where that time goes, stage by stage, each timed on its own:
+    tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
+    the model alone (encoder, span and pair heads over batches already on the device), and the rest
+    of predict (decoding spans and pairs, waiting on the device); `bound` names the costliest stage.
+    On CUDA also the peak GPU memory."""
     import torch
 
     model = JointExtractor.load(model_dir, device)
-    texts = [e.text for e in read_examples(data, fmt)][:limit] * repeat
-    words = [e.words for e in read_examples(data, fmt)][:limit] * repeat
+    examples = read_examples(data, fmt)[:limit]
+    texts = [e.text for e in examples] * repeat
+    words = [e.words for e in examples] * repeat
     model.predict(texts[:batch_size], words[:batch_size], batch_size=batch_size)  # warm-up
     cuda = model.device.type == "cuda"
+
+    def clock() -> float:
+        if cuda:  # the device runs behind the host: a stage ends when its kernels and copies do
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
     if cuda:
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
-    tok = time.perf_counter()
-    wins = model.windows(texts, words)
-    tokenise = time.perf_counter() - tok
+    t0 = clock()
     model.predict(texts, words, batch_size=batch_size)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0 - tokenise  # predict tokenises again; count that once
+    seconds = clock() - t0
+    gpu_memory = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
+
+    t0 = clock()
+    wins = model.windows(texts, words)
+    tokenise = clock() - t0
+    batches = model.batches(wins, batch_size)
+    t0 = clock()
+    host = [model.tensors(b) for b in batches]
+    batch_seconds = clock() - t0
+    t0 = clock()
+    for tensors in host:
+        model.to_device(*tensors)
+    transfer = clock() - t0
+    # the model's inputs, pair rows included, as predict builds them; then the forward passes alone
+    found_e, found_r = [{} for _ in texts], [{} for _ in texts]
+    with torch.inference_mode(), model.autocast():
+        inputs = [model._predict_batch(b, words, found_e, found_r, 0.5, True) for b in batches]
+        inputs = [x for x in inputs if x is not None]
+        t0 = clock()
+        for ids, mask, case, spans, pairs in inputs:
+            hidden, sums, reps, _ = model.forward_spans(ids, mask, case, spans)
+            if pairs is not None:
+                model.forward_pairs(hidden, sums, reps, pairs)
+        model_seconds = clock() - t0
+    rest = max(0.0, seconds - tokenise - batch_seconds - transfer - model_seconds)
+    stages = dict(zip(STAGES, (tokenise, batch_seconds, transfer, model_seconds, rest)))
     out = {"model": str(model_dir), "sentences": len(texts), "windows": len(wins),
            "subword_tokens": sum(len(w.input_ids) for w in wins), "batch_size": batch_size,
            "device": str(model.device), "precision": model.precision, "threads": torch.get_num_threads(),
-           "seconds": round(seconds, 3), "tokenise_seconds": round(tokenise, 3),
-           "sentences_per_second": round(len(texts) / seconds, 1)}
+           "seconds": round(seconds, 3), "tokenise_seconds": round(tokenise, 6),
+           "sentences_per_second": round(len(texts) / seconds, 1),
+           "batch_seconds": round(batch_seconds, 6),  # span rows and padded inputs on the host
+           "transfer_seconds": round(transfer, 6),  # host to device copies (nothing to copy on the CPU)
+           "model_seconds": round(model_seconds, 6),  # encoder, span and pair heads alone
+           "rest_seconds": round(rest, 6),  # what predict spends besides the stages above
+           "model_sentences_per_second": round(len(texts) / max(model_seconds, 1e-9), 1),
+           # the most that tokenisation and batch building let through, however fast the device
+           "host_sentences_per_second": round(len(texts) / max(tokenise + batch_seconds, 1e-9), 1),
+           "bound": max(stages, key=stages.get)}
     if cuda:
         out["gpu"] = torch.cuda.get_device_name(model.device)
-        out["gpu_memory_mb"] = round(torch.cuda.max_memory_allocated(model.device) / 2**20, 1)
+        out["gpu_memory_mb"] = round(gpu_memory, 1)
     return out
 
 
@@ -377,5 +419,9 @@ def format_speed(result: dict[str, Any]) -> str:
     mem = f", peak GPU memory {result['gpu_memory_mb']} MB on {result['gpu']}" if "gpu_memory_mb" in result else ""
     return (f"{result['sentences_per_second']:,.1f} sentences/s ({result['sentences']} sentences, "
             f"{result['subword_tokens']:,} subword tokens, batch {result['batch_size']}, {result['precision']}, "
-            f"{result['device']}, {result['threads']} threads; tokenisation {result['tokenise_seconds']}s of "
-            f"{result['seconds']}s){mem}")
+            f"{result['device']}, {result['threads']} threads; tokenisation {result['tokenise_seconds']:.3f}s of "
+            f"{result['seconds']}s){mem}\n"
+            f"stages: tokenisation {result['tokenise_seconds']:.3f}s, batch building {result['batch_seconds']:.3f}s, "
+            f"transfer {result['transfer_seconds']:.3f}s, model {result['model_seconds']:.3f}s, "
+            f"rest {result['rest_seconds']:.3f}s; model alone {result['model_sentences_per_second']:,.1f} sentences/s, "
+            f"inputs alone {result['host_sentences_per_second']:,.1f} sentences/s; bound by {result['bound']}")
