@@ -169,14 +169,38 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenize
     shapes[present] = [_cached_shape(texts[t][a:b]) for t, a, b in
                        zip(word_text[present].tolist(), spans[present, 0].tolist(), spans[present, 1].tolist())]
     tok_shapes = np.where(valid, shapes[np.maximum(w, 0)], 0)
-    out: list[Window] = []
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     size = max_length - 2
-    for i in range(n_texts):
-        lo, hi = int(word_base[i]), int(word_base[i] + n_words[i])
-        t0 = int(tok_base[i])
+    # most texts fit in one window: theirs are cut from whole-batch arrays; text i's words with
+    # subwords are present[p_lo[i]:p_hi[i]]
+    p_text = word_text[present]
+    p_lo = np.searchsorted(p_text, np.arange(n_texts), side="left")
+    p_hi = np.searchsorted(p_text, np.arange(n_texts), side="right")
+    has = p_hi > p_lo
+    base = np.zeros(n_texts, np.int64)
+    base[has] = first[present[p_lo[has]]]
+    end = np.zeros(n_texts, np.int64)
+    end[has] = np.minimum(last[present[p_hi[has] - 1]] + 1, base[has] + size)
+    fits = ~has
+    if has.any():  # groups are contiguous, so each reduceat run stops where the next text's begins
+        fits[has] = np.maximum.reduceat(last[present], p_lo[has]) - base[has] < size
+    word_base_of = np.repeat(base, p_hi - p_lo)
+    first_pos = (np.minimum(first[present] - word_base_of, size - 1) + 1).tolist()
+    last_pos = (np.minimum(last[present] - word_base_of, size - 1) + 1).tolist()
+    local = (present - word_base[p_text]).tolist()
+    case = tok_shapes.tolist()
+    out: list[Window] = []
+    for i, (fit, lo, hi, b, e, t0) in enumerate(zip(fits.tolist(), p_lo.tolist(), p_hi.tolist(), base.tolist(),
+                                                    end.tolist(), tok_base.tolist())):
+        if fit:  # one window decides all the text's words
+            chunk = local[lo:hi]
+            out.append(Window(i, [cls, *all_ids[i][b:e], sep], chunk, first_pos[lo:hi], last_pos[lo:hi], set(chunk),
+                              [0, *case[t0 + b : t0 + e], 0]))
+            continue
+        w_lo, w_hi = int(word_base[i]), int(word_base[i] + n_words[i])
         out.extend(_text_windows(i, all_ids[i], tok_shapes[t0 : t0 + int(n_tok[i])],
-                                 np.flatnonzero(last[lo:hi] >= 0), first[lo:hi], last[lo:hi], cls, sep, size))
+                                 np.flatnonzero(last[w_lo:w_hi] >= 0), first[w_lo:w_hi], last[w_lo:w_hi], cls, sep,
+                                 size))
     return out
 
 
@@ -193,13 +217,12 @@ def _encode(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[lis
 
 def _text_windows(text_index: int, ids: list[int], shapes: Any, present: Any, first: Any, last: Any, cls: int,
                   sep: int, size: int) -> list[Window]:
-    """The windows of one text; `present`: its words that have subwords, `first` / `last`: each word's
-    first and last subword (indexed by word), `shapes`: each subword's CASE_SHAPES index."""
+    """The windows of one text too long for one; `present`: its words that have subwords, `first` /
+    `last`: each word's first and last subword (indexed by word), `shapes`: each subword's CASE_SHAPES
+    index."""
     import numpy as np
 
     def window(chunk: Any) -> Window:
-        if not len(chunk):
-            return Window(text_index, [cls, sep], [], [], [], case_ids=[0, 0])
         base = int(first[chunk[0]])
         end = min(int(last[chunk[-1]]) + 1, base + size)
         return Window(text_index, [cls, *ids[base:end], sep], chunk.tolist(),
@@ -207,10 +230,6 @@ def _text_windows(text_index: int, ids: list[int], shapes: Any, present: Any, fi
                       (np.minimum(last[chunk] - base, size - 1) + 1).tolist(),
                       case_ids=[0, *shapes[base:end].tolist(), 0])
 
-    if not len(present) or int(last[present].max()) - int(first[present[0]]) < size:
-        win = window(present)  # the whole text fits: one window decides all its words
-        win.home = set(win.words)
-        return [win]
     out: list[Window] = []
     fl, ll, pl = first.tolist(), last.tolist(), present.tolist()
     lo = 0
