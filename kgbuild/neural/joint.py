@@ -457,11 +457,16 @@ class JointExtractor:
         return ids, mask, case, torch.from_numpy(spans.astype(np.int64, copy=False))
 
     def to_device(self, *tensors):
-        """The tensors on the model's device; on CUDA copied from pinned memory without waiting, so
-        that the host goes on while the copy runs."""
-        if self.device.type != "cuda":
+        """The tensors on the model's device, in one copy when they share a dtype: each copy is a
+        round trip to the device, whatever its size."""
+        if self.device.type == "cpu":
             return tensors
-        return tuple(t.pin_memory().to(self.device, non_blocking=True) for t in tensors)
+        import torch
+
+        if len({t.dtype for t in tensors}) > 1:
+            return tuple(t.to(self.device) for t in tensors)
+        flat = torch.cat([t.reshape(-1) for t in tensors]).to(self.device)
+        return tuple(part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
 
     def autocast(self):
         import contextlib
