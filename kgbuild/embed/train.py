@@ -72,6 +72,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from pykeen.pipeline import pipeline
 
     from kgbuild.device import resolve_device
+    from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop
 
     torch_device = resolve_device(device)
     quiet_pykeen_logs()
@@ -126,7 +127,8 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 model_kwargs={"embedding_dim": config.embedding_dim, **config.model_kwargs},
                 loss=config.loss,
                 loss_kwargs=config.loss_kwargs or None,
-                training_loop=config.training_loop,
+                # 1-vs-all: the labels of each batch built on the device, not the host (lcwa.py)
+                training_loop=DeviceTargetLCWATrainingLoop if config.training_loop == "lcwa" else config.training_loop,
                 negative_sampler="basic" if slcwa else None,
                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,
                 optimizer="adam",

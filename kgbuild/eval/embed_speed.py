@@ -2,7 +2,8 @@
 PyKEEN's own broadcasting scoring and with kgbuild's matrix-product scoring
 (kgbuild/embed/scoring.py), in the same process, on the same model and batches, interleaved so
 that machine noise falls on both alike. For TuckER the training step is also timed with kgbuild's
-scoring but torch's own dropout, to show what drawing the dropout mask costs on the CPU."""
+scoring but torch's own dropout, to show what drawing the dropout mask costs on the CPU, and the
+1-vs-all labels of a training batch are built both ways (PyKEEN's host rows, kgbuild/embed/lcwa.py)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,31 @@ def measure_embed_speed(dataset: str | None = None, train: str | Path | None = N
             scores[kind] = kgem.score_t(target[:64, :2].to(torch_device)).cpu()
         return seconds
 
+    def targets(cls) -> float:
+        """Seconds per batch to draw a training batch and have its dense labels on the device."""
+        loop = cls(model=kgem, triples_factory=training, optimizer=optimizer)
+        loader = loop._create_training_data_loader(training, None, batch_size=config.batch_size, shuffle=True,
+                                                   drop_last=False, pin_memory=torch_device.type == "cuda")
+        batches_in = iter(loader)
+        sync()
+        t = time.perf_counter()
+        for _ in range(batches):
+            batch = next(batches_in)
+            labels = loop.targets(batch["rows"]) if "rows" in batch else batch["target"].to(torch_device)
+        sync()
+        del labels
+        return (time.perf_counter() - t) / batches
+
+    label_timings: dict[str, list[float]] = {"pykeen": [], "kgbuild": []}
+    if config.training_loop == "lcwa":
+        from pykeen.training import LCWATrainingLoop
+
+        from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop
+
+        for _ in range(repeats):
+            label_timings["pykeen"].append(targets(LCWATrainingLoop))
+            label_timings["kgbuild"].append(targets(DeviceTargetLCWATrainingLoop))
+
     state = {k: v.clone() for k, v in kgem.state_dict().items()}
     try:
         for _ in range(repeats):
@@ -105,6 +131,9 @@ def measure_embed_speed(dataset: str | None = None, train: str | Path | None = N
         "evaluation_speedup": best["pykeen"]["eval"] / best["kgbuild"]["eval"],
         "max_score_difference": difference,
         "torch_dropout_seconds_per_step": best["torch-dropout"]["train"] if "torch-dropout" in best else None,
+        # 1-vs-all labels of a training batch, on the device: PyKEEN's host rows vs kgbuild's scatter
+        "pykeen_ms_per_batch_labels": 1000 * min(label_timings["pykeen"]) if label_timings["pykeen"] else None,
+        "kgbuild_ms_per_batch_labels": 1000 * min(label_timings["kgbuild"]) if label_timings["kgbuild"] else None,
     }
 
 
@@ -120,4 +149,8 @@ def format_embed_speed(r: dict[str, Any]) -> str:
         f"largest score difference between the two: {r['max_score_difference']:.2e}",
     ] + ([f"kgbuild's training step with torch's own dropout instead of fast_dropout: "
           f"{r['torch_dropout_seconds_per_step']:.3f} s -> fast_dropout {r['torch_dropout_seconds_per_step'] / r['kgbuild_seconds_per_step']:.2f}x"]
-         if r.get("torch_dropout_seconds_per_step") else []))
+         if r.get("torch_dropout_seconds_per_step") else [])
+        + ([f"labels of a training batch on the device: PyKEEN {r['pykeen_ms_per_batch_labels']:.2f} ms, "
+            f"kgbuild {r['kgbuild_ms_per_batch_labels']:.2f} ms -> "
+            f"{r['pykeen_ms_per_batch_labels'] / r['kgbuild_ms_per_batch_labels']:.1f}x"]
+           if r.get("kgbuild_ms_per_batch_labels") else []))

@@ -10,12 +10,14 @@ def test_embed_speed_times_both_scorings_and_compares_their_scores():
     result = measure_embed_speed(dataset="nations", batches=2, eval_triples=16, repeats=1)
     assert result["model"] == "TuckER" and result["eval_triples"] == 16
     for key in ("pykeen_seconds_per_step", "kgbuild_seconds_per_step",
-                "pykeen_ms_per_eval_triple", "kgbuild_ms_per_eval_triple", "torch_dropout_seconds_per_step"):
+                "pykeen_ms_per_eval_triple", "kgbuild_ms_per_eval_triple", "torch_dropout_seconds_per_step",
+                "pykeen_ms_per_batch_labels", "kgbuild_ms_per_batch_labels"):
         assert result[key] > 0
     assert result["max_score_difference"] < 1e-3  # the same model scores the same either way
     assert scoring.installed() and scoring._fast_dropout_on  # left as every other run uses it
     text = format_embed_speed(result)
     assert "training step" in text and "evaluation" in text and "torch's own dropout" in text
+    assert "labels of a training batch" in text
 
 
 def test_embed_speed_times_torch_dropout_only_for_tucker():
