@@ -598,6 +598,7 @@ def eval_speed_neural(
     limit: Optional[int] = typer.Option(None, "--limit", help="only this many texts"),
     repeat: int = typer.Option(1, "--repeat", min=1, help="run the texts this many times (more work per measurement)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="write a cProfile of the timed run here (python -m pstats FILE)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Sentences per second of a trained joint model (entities and relations), the time of each stage
@@ -608,8 +609,8 @@ def eval_speed_neural(
     if threads:
         import torch
         torch.set_num_threads(threads)
-    _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat),
-          as_json, format_speed)
+    _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat,
+                        profile=profile), as_json, format_speed)
 
 
 @app.command()

@@ -344,13 +344,15 @@ STAGES = ("tokenisation", "batch building", "transfer", "model", "rest")
 
 
 def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
-                  batch_size: int = 64, limit: int | None = None, repeat: int = 1) -> dict[str, Any]:
+                  batch_size: int = 64, limit: int | None = None, repeat: int = 1,
+                  profile: str | Path | None = None) -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
     texts, after a warm-up pass, and where that time goes, stage by stage, each timed on its own:
     tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
     the model alone (encoder, span and pair heads over batches already on the device), and the rest
     of predict (decoding spans and pairs, waiting on the device); `bound` names the costliest stage.
-    On CUDA also the peak GPU memory."""
+    On CUDA also the peak GPU memory. `profile`: a file for a cProfile of the timed predict (read it
+    with `python -m pstats FILE`), to see which Python functions the rest is made of."""
     import torch
 
     model = JointExtractor.load(model_dir, device)
@@ -369,9 +371,19 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
 
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = clock()
     model.predict(texts, words, batch_size=batch_size)
     seconds = clock() - t0
+    if profiler is not None:
+        profiler.disable()
+        Path(profile).parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(str(profile))
     gpu_memory = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
 
     t0 = clock()
@@ -414,6 +426,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     if cuda:
         out["gpu"] = torch.cuda.get_device_name(model.device)
         out["gpu_memory_mb"] = round(gpu_memory, 1)
+    if profile is not None:
+        out["profile"] = str(profile)
     return out
 
 
@@ -425,4 +439,5 @@ def format_speed(result: dict[str, Any]) -> str:
             f"stages: tokenisation {result['tokenise_seconds']:.3f}s, batch building {result['batch_seconds']:.3f}s, "
             f"transfer {result['transfer_seconds']:.3f}s, model {result['model_seconds']:.3f}s, "
             f"rest {result['rest_seconds']:.3f}s; model alone {result['model_sentences_per_second']:,.1f} sentences/s, "
-            f"inputs alone {result['host_sentences_per_second']:,.1f} sentences/s; bound by {result['bound']}")
+            f"inputs alone {result['host_sentences_per_second']:,.1f} sentences/s; bound by {result['bound']}"
+            + (f"\nprofile of predict: {result['profile']} (python -m pstats)" if result.get("profile") else ""))

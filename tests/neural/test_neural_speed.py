@@ -14,3 +14,13 @@ def test_speed_says_where_the_time_goes(tiny_model, tiny_data):
     first, stages = format_speed(result).splitlines()
     assert first.startswith(f"{result['sentences_per_second']:,.1f} sentences/s")
     assert "model alone" in stages and "inputs alone" in stages and stages.endswith(f"bound by {result['bound']}")
+
+
+def test_speed_can_profile_the_timed_run(tiny_model, tiny_data, tmp_path):
+    import pstats
+
+    result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2,
+                           profile=tmp_path / "predict.prof")
+    functions = {name for (_, _, name) in pstats.Stats(result["profile"]).stats}
+    assert "predict" in functions and "_predict_batch" in functions
+    assert format_speed(result).splitlines()[-1] == f"profile of predict: {result['profile']} (python -m pstats)"
