@@ -9,7 +9,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kgbuild.embed.presets import TrainConfig, default_config
 from kgbuild.embed.train import Curves, fit, rank_metrics
@@ -106,7 +106,8 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
                       device: str = "auto", seed: int = 0, plot: str | Path | None = None,
                       config: TrainConfig | None = None, quiet: bool = True,
-                      max_minutes: float | None = None, progress=None) -> LinkPredResult:
+                      max_minutes: float | None = None,
+                      progress: Callable[[str], None] | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.

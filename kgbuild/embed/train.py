@@ -116,7 +116,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         tf32 = torch.backends.cuda.matmul.allow_tf32
         if torch_device.type == "cuda":
             # TensorFloat-32 products: TuckER's core and the scores against every entity run on
-            # the matrix units (rank metrics move in the fourth decimal, not more).
+            # the matrix units instead of full-precision float32 arithmetic.
             torch.backends.cuda.matmul.allow_tf32 = True
         try:
             result = pipeline(

@@ -88,9 +88,11 @@ def measure_embed_speed(dataset: str | None = None, train: str | Path | None = N
         t = time.perf_counter()
         for _ in range(batches):
             batch = next(batches_in)
-            labels = loop.targets(batch["rows"]) if "rows" in batch else batch["target"].to(torch_device)
+            if "rows" in batch:
+                loop.targets(batch["rows"])
+            else:
+                batch["target"].to(torch_device)
         sync()
-        del labels
         return (time.perf_counter() - t) / batches
 
     label_timings: dict[str, list[float]] = {"pykeen": [], "kgbuild": []}
