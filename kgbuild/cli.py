@@ -318,6 +318,7 @@ def eval_linkpred(
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of loss and validation curves (default: linkpred-DATASET-MODEL.png)"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes (evaluation not counted)"),
     progress: bool = typer.Option(False, "--progress", help="print each validation's MRR and time so far (stderr)"),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
@@ -327,7 +328,8 @@ def eval_linkpred(
     plot = plot or Path(f"linkpred-{name}-{(model or 'default').lower()}.png")
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot, max_minutes=max_minutes,
-                               progress=(lambda line: typer.echo(line, err=True)) if progress else None)
+                               progress=(lambda line: typer.echo(line, err=True)) if progress else None,
+                               settings=settings)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

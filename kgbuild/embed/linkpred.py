@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kgbuild.embed.presets import TrainConfig, default_config
+from kgbuild.embed.presets import TrainConfig, default_config, with_settings
 from kgbuild.embed.train import Curves, fit, rank_metrics
 from kgbuild.errors import KgbuildError
 
@@ -81,12 +81,14 @@ def load_dataset(dataset: str | None = None, train: str | Path | None = None, va
 
 def load_with_config(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
                      test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
-                     config: TrainConfig | None = None):
+                     config: TrainConfig | None = None, settings: list[str] | None = None):
     """(name, training, validation, testing, config): load_dataset, with `config` or else the
-    default settings of `model` for the loaded graph's size and relation count."""
-    probe = config or default_config(model, 10**9, epochs)
+    default settings of `model` for the loaded graph's size and relation count, `settings`
+    (KEY=VALUE, see presets.with_settings) applied."""
+    probe = with_settings(config or default_config(model, 10**9, epochs), settings)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
     config = config or default_config(model, training.num_triples, epochs, relation_count(training))
+    config = with_settings(config, settings)
     return name, training, validation, testing, config
 
 
@@ -107,15 +109,18 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       device: str = "auto", seed: int = 0, plot: str | Path | None = None,
                       config: TrainConfig | None = None, quiet: bool = True,
                       max_minutes: float | None = None,
-                      progress: Callable[[str], None] | None = None) -> LinkPredResult:
+                      progress: Callable[[str], None] | None = None,
+                      settings: list[str] | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
     `max_minutes` time-boxes training (a smoke run of a large graph on the CPU); `progress`
-    (a callable taking one line) hears of each validation."""
+    (a callable taking one line) hears of each validation; `settings` (KEY=VALUE) change the
+    model's training settings."""
     from kgbuild.device import resolve_device
 
-    name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config)
+    name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
+                                                                     settings)
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
                  max_minutes=max_minutes, progress=progress)

@@ -16,12 +16,15 @@ class TrainConfig:
     model: str  # PyKEEN model name, e.g. "RotatE"
     embedding_dim: int  # entity embedding size (complex models: complex numbers)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # other model arguments
-    training_loop: str = "lcwa"  # "lcwa" (score every tail) or "slcwa" (sampled negatives)
+    training_loop: str = "lcwa"  # "lcwa" (a query's tails against every entity), "1vsall" (each
+    # triple's tail against every entity) or "slcwa" (sampled negatives)
     loss: str = "crossentropy"  # PyKEEN loss name
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     negatives: int = 0  # negatives per positive (sLCWA only)
     inverse_triples: bool = True  # also train (t, r^-1, h): one model predicts heads and tails alike
-    learning_rate: float = 0.001  # Adam
+    learning_rate: float = 0.001
+    optimizer: str = "adam"  # PyKEEN / torch optimizer name: adam, adagrad, ...
+    n3: float = 0.0  # weight of the N3 regulariser (1vsall only; Lacroix et al. 2018)
     batch_size: int = 256
     label_smoothing: float = 0.0  # LCWA only
     epochs: int = 500  # upper bound; early stopping on validation MRR usually ends sooner
@@ -46,6 +49,12 @@ PRESETS: dict[str, TrainConfig] = {
                           model_kwargs={"relation_dim": 200, "dropout_0": 0.3, "dropout_1": 0.4, "dropout_2": 0.5}),
     "distmult": TrainConfig(model="DistMult", embedding_dim=200, learning_rate=0.01, batch_size=256,
                             label_smoothing=0.1),
+    # Lacroix et al. (2018): ComplEx with reciprocal relations, 1-vs-all cross-entropy, N3 and
+    # AdaGrad from a small start (their FB15k-237 settings: rank 1000, N3 0.05, batch 1000).
+    "complexn3": TrainConfig(model="ComplEx", embedding_dim=1000, training_loop="1vsall", optimizer="adagrad",
+                             learning_rate=0.1, batch_size=1000, n3=0.05, epochs=100, eval_every=5, patience=4,
+                             model_kwargs={"regularizer": None, "entity_initializer": "small_normal",
+                                           "relation_initializer": "small_normal"}),
     "transe": TrainConfig(model="TransE", embedding_dim=200, training_loop="slcwa", loss="nssa",
                           loss_kwargs={"margin": 6.0, "adversarial_temperature": 0.5}, negatives=64,
                           inverse_triples=False, learning_rate=0.005, batch_size=256),
@@ -78,6 +87,21 @@ LARGE_FEW = TrainConfig(model="TuckER", embedding_dim=200, learning_rate=0.01, b
                         model_kwargs={"relation_dim": 30, "dropout_0": 0.2, "dropout_1": 0.2, "dropout_2": 0.3})
 
 
+def small_normal_(tensor):
+    """Normal initial weights of standard deviation 0.001 (Lacroix et al. 2018's start for N3 models)."""
+    import torch
+
+    return torch.nn.init.normal_(tensor, std=1e-3)
+
+
+def register_initializers() -> None:
+    """Make `small_normal` a PyKEEN initializer name (model_kwargs name initializers; idempotent)."""
+    from pykeen.nn.init import initializer_resolver
+
+    if "smallnormal" not in initializer_resolver.options:
+        initializer_resolver.register(small_normal_)
+
+
 def default_config(model: str | None, n_triples: int, epochs: int | None = None,
                    n_relations: int | None = None) -> TrainConfig:
     """The settings for `model` (any PyKEEN model name; None: the default) on a graph of
@@ -106,4 +130,32 @@ def default_config(model: str | None, n_triples: int, epochs: int | None = None,
                          epochs=max(config.epochs, 300))
     if epochs is not None:
         config = replace(config, epochs=epochs, eval_every=min(config.eval_every, max(1, epochs // 5)))
+    return config
+
+
+def with_settings(config: TrainConfig, settings: list[str] | None) -> TrainConfig:
+    """`config` with `KEY=VALUE` settings applied (`--set` on the command line): KEY a TrainConfig
+    field or `model_kwargs.NAME` / `loss_kwargs.NAME`; VALUE read as JSON where it parses
+    (numbers, true, null), else as text."""
+    import json
+    from dataclasses import fields
+
+    names = {f.name for f in fields(TrainConfig)}
+    for setting in settings or []:
+        key, sep, text = setting.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"setting {setting!r} is not KEY=VALUE", hint="e.g. --set embedding_dim=500")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        field_name, _, sub = key.partition(".")
+        if field_name not in names or (sub and field_name not in ("model_kwargs", "loss_kwargs")):
+            raise ConfigError(f"unknown training setting {key!r}",
+                              hint=f"use one of: {', '.join(sorted(names))}, model_kwargs.NAME, loss_kwargs.NAME")
+        if sub:
+            config = replace(config, **{field_name: {**getattr(config, field_name), sub: value}})
+        else:
+            config = replace(config, **{field_name: value})
     return config

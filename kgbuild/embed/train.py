@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from kgbuild.embed import scoring
 from kgbuild.embed.graph import read_graph
-from kgbuild.embed.presets import TrainConfig, default_config
+from kgbuild.embed.presets import TrainConfig, default_config, register_initializers
 from kgbuild.errors import GraphError, KgbuildError
 
 EMBEDDINGS_DIR = "embeddings"
@@ -72,11 +72,13 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from pykeen.pipeline import pipeline
 
     from kgbuild.device import resolve_device
-    from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop
+    from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop
 
     torch_device = resolve_device(device)
+    LOOPS = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop}
     quiet_pykeen_logs()
     scoring.install()
+    register_initializers()
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
     if max_minutes is not None:
@@ -128,10 +130,11 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 loss=config.loss,
                 loss_kwargs=config.loss_kwargs or None,
                 # 1-vs-all: the labels of each batch built on the device, not the host (lcwa.py)
-                training_loop=DeviceTargetLCWATrainingLoop if config.training_loop == "lcwa" else config.training_loop,
+                training_loop=LOOPS.get(config.training_loop, config.training_loop),
+                training_loop_kwargs={"n3": config.n3} if config.training_loop == "1vsall" else None,
                 negative_sampler="basic" if slcwa else None,
                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,
-                optimizer="adam",
+                optimizer=config.optimizer,
                 optimizer_kwargs={"lr": config.learning_rate},
                 epochs=config.epochs,
                 training_kwargs=training_kwargs,
@@ -303,6 +306,7 @@ class EmbeddingResult:
             validation = _factory(_read_triples(directory / VALIDATION), entity_to_id, relation_to_id, config)
         torch_device = resolve_device(device)
         scoring.install()
+        register_initializers()
         # The seed only silences PyKEEN's warning: the saved weights replace the initial ones.
         model = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
                                     triples_factory=training, random_seed=0)

@@ -133,3 +133,19 @@ def test_each_validation_reports_its_mrr_and_the_time_to_reach_it(club_files):
     assert lines[0].startswith("epoch 10: validation MRR ")
     assert curves.validation_seconds == sorted(curves.validation_seconds) and curves.validation_seconds[0] >= 0
     assert "s after training began" in format_linkpred(result)
+
+
+def test_settings_change_fields_and_model_arguments_and_reject_unknown_keys():
+    from kgbuild.embed.presets import PRESETS, with_settings
+    from kgbuild.errors import ConfigError
+
+    base = PRESETS["complexn3"]
+    changed = with_settings(base, ["embedding_dim=64", "n3=0.1", "optimizer=adam", "model_kwargs.regularizer=null"])
+    assert (changed.embedding_dim, changed.n3, changed.optimizer) == (64, 0.1, "adam")
+    assert changed.model_kwargs["regularizer"] is None
+    assert changed.model_kwargs["entity_initializer"] == "small_normal"  # the other arguments kept
+    assert base.embedding_dim == 1000  # the preset itself untouched
+    with pytest.raises(ConfigError, match="embedding_dims"):
+        with_settings(base, ["embedding_dims=64"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        with_settings(base, ["embedding_dim"])
