@@ -492,13 +492,31 @@ class JointExtractor:
         import torch
 
         words = words if words is not None else [split_words(t) for t in texts]
-        found_e: list[dict[tuple[int, int], tuple[str, float]]] = [{} for _ in texts]
-        found_r: list[dict[tuple[tuple[int, int], tuple[int, int], str], float]] = [{} for _ in texts]
+        found: list[Decoded] = []
         self.net.eval()
         with torch.inference_mode(), self.autocast():
-            for batch in self.batches(self.windows(texts, words), batch_size):
-                self._predict_batch(batch, words, found_e, found_r, threshold, relations)
-        return [_assemble(ents, rels) for ents, rels in zip(found_e, found_r)]
+            for batch, host in self.prefetched(self.batches(self.windows(texts, words), batch_size)):
+                decoded, _ = self._predict_batch(batch, host, threshold, relations)
+                if decoded is not None:
+                    found.append(decoded)
+        return assemble(words, found, self.labels)
+
+    def prefetched(self, batches: list[list[Window]]):
+        """Each batch with its input tensors (`tensors`), the next batch's built in a background
+        thread while the caller runs the current one through the model and decodes it: the numpy
+        work there and the waits on the device here both let go of the GIL."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if len(batches) < 2:
+            yield from ((batch, self.tensors(batch)) for batch in batches)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="kgbuild-batches") as pool:
+            upcoming = pool.submit(self.tensors, batches[0])
+            for k, batch in enumerate(batches):
+                host = upcoming.result()
+                if k + 1 < len(batches):
+                    upcoming = pool.submit(self.tensors, batches[k + 1])
+                yield batch, host
 
     def forward_spans(self, ids, mask, case, spans):
         """Encoder and span head over device tensors: hidden states, prefix sums, span vectors, type logits."""
@@ -513,90 +531,208 @@ class JointExtractor:
         return self.net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
                               p[:, 7], p[:, 8])
 
-    def _predict_batch(self, batch, words, found_e, found_r, threshold, relations):
-        """Fill found_e / found_r from one batch of windows; returns the device tensors that the two
-        forward passes read (ids, mask, case, spans, pairs or None), so the model can be timed alone."""
-        import numpy as np
+    def _predict_batch(self, batch: list[Window], host: tuple | None = None, threshold: float = 0.5,
+                       relations: bool = True) -> tuple["Decoded | None", tuple | None]:
+        """The entities and relations of one batch of windows (`host`: its `tensors`, built here when
+        None), and the device tensors that the two forward passes read (ids, mask, case, spans, pairs
+        or None), so that the model can be timed alone; (None, None) when the batch has no spans."""
         import torch
 
-        ids, mask, case, spans = self.tensors(batch)
+        ids, mask, case, spans = host if host is not None else self.tensors(batch)
         if len(spans) == 0:
-            return None
+            return None, None
         inputs = self.to_device(ids, mask, case, spans)
         hidden, sums, reps, logits = self.forward_spans(*inputs)
-        score, label = logits.float().softmax(-1).max(-1)
-        # one copy back for all spans (labels are small integers, exact as floats)
-        top = torch.stack([score, label.float()]).cpu().numpy()
-        rows = spans.numpy()
-        keep = np.flatnonzero(top[1] > 0)
-        kept = _flat_decode(rows[keep], top[0, keep], top[1, keep].astype(np.int64), keep)
-        # kept: per window, [(row in spans, first word pos, last word pos, label, score)]
-        for b, chosen in kept.items():
-            win = batch[b]
-            ws = words[win.text]
-            for _, i, j, lab, sc in chosen:
-                if win.words[i] in win.home:
-                    found_e[win.text][(ws[win.words[i]][0], ws[win.words[j]][1])] = (self.labels.entities[lab - 1], sc)
-        pairs = _pair_rows(kept, rows) if relations and self.labels.relations else None
+        decoded, pairs = decode_spans(batch, spans.numpy(), *_best_labels(logits),
+                                      pairs=relations and bool(self.labels.relations))
         if pairs is None:
-            return (*inputs, None)
+            return decoded, (*inputs, None)
         (p,) = self.to_device(torch.from_numpy(pairs))
-        rscore, rlabel = self.forward_pairs(hidden, sums, reps, p).float().softmax(-1).max(-1)
-        top = torch.stack([rscore, rlabel.float()]).cpu().numpy()
-        hits = np.flatnonzero((top[1] > 0) & (top[0] >= threshold))
-        for (b, x, y), sc, lab in zip(pairs[hits, :3].tolist(), top[0, hits].tolist(),
-                                      top[1, hits].astype(np.int64).tolist()):
-            win = batch[b]
-            ws = words[win.text]
-            (_, hi, hj), (_, ti, tj) = rows[x, :3].tolist(), rows[y, :3].tolist()
-            key = ((ws[win.words[hi]][0], ws[win.words[hj]][1]), (ws[win.words[ti]][0], ws[win.words[tj]][1]),
-                   self.labels.relations[lab - 1])
-            found_r[win.text][key] = max(sc, found_r[win.text].get(key, 0.0))
-        return (*inputs, p)
+        decode_relations(decoded, *_best_labels(self.forward_pairs(hidden, sums, reps, p)), threshold)
+        return decoded, (*inputs, p)
 
 
-def _flat_decode(rows: Any, scores: Any, labels: Any, index: Any) -> dict[int, list]:
-    """Non-overlapping entity spans per window, best score first (flat NER); arrays of the kept spans."""
+# -- decoding ----------------------------------------------------------------------------------
+# Whole batches at a time in numpy: the Python per span and per pair that this replaces cost more
+# host time than a GPU takes over the forward passes.
+
+@dataclass
+class Decoded:
+    """What one batch of windows gave, in word indexes of its texts (character offsets come at the
+    end, in `assemble`, for all batches at once)."""
+
+    entities: Any  # int64 rows (text, first word, last word, label), the spans their windows decide (Window.home)
+    entity_scores: Any  # float32, one per entity row
+    chosen: Any  # int64 rows (text, first word, last word) of every span kept in a window, home or not
+    heads: Any = None  # per pair row sent to the pair head: its head's row in `chosen`
+    tails: Any = None  # ... and its tail's
+    relations: Any = None  # int64 rows (head row, tail row in `chosen`, relation label) of the pairs found
+    relation_scores: Any = None  # float32, one per relation row
+
+
+def _best_labels(logits: Any) -> tuple[Any, Any]:
+    """Host arrays of each row's best softmax probability and its label (0: none), in one copy
+    from the device (labels are small integers, exact as floats)."""
+    import numpy as np
+    import torch
+
+    score, label = logits.float().softmax(-1).max(-1)
+    if score.device.type == "cpu":
+        return score.numpy(), label.numpy()
+    top = torch.stack([score, label.float()]).cpu().numpy()
+    return top[0], top[1].astype(np.int64)
+
+
+def decode_spans(batch: list[Window], rows: Any, scores: Any, labels: Any, pairs: bool = True) -> tuple[Decoded, Any]:
+    """The spans kept in a batch of windows (flat NER: `flat_decode` over those labelled as an
+    entity) and, when `pairs`, the pair rows of every ordered pair of kept spans in one window
+    (`pair_rows`; None when there is none). `rows`: span rows of `JointExtractor.tensors`;
+    `scores`, `labels`: the span head's best probability and label of each row."""
     import numpy as np
 
-    by_window: dict[int, list] = {}
-    order = np.argsort(-scores, kind="stable")
-    for row, sc, lab, k in zip(rows[order, :3].tolist(), scores[order].tolist(), labels[order].tolist(),
-                               index[order].tolist()):
-        chosen = by_window.setdefault(row[0], [])
-        if all(row[2] < c[1] or row[1] > c[2] for c in chosen):
-            chosen.append((k, row[1], row[2], lab, sc))
-    return by_window
+    keep = np.flatnonzero(labels > 0)
+    kept = keep[flat_decode(rows[keep, 0], rows[keep, 1], rows[keep, 2], scores[keep])]
+    b, i, j = rows[kept, 0], rows[kept, 1], rows[kept, 2]
+    # window word positions -> word indexes of the texts
+    n_words = np.fromiter((len(w.words) for w in batch), np.int64, len(batch))
+    base = np.cumsum(n_words) - n_words
+    text_words = np.fromiter(chain.from_iterable(w.words for w in batch), np.int64, int(n_words.sum()))
+    text = np.fromiter((w.text for w in batch), np.int64, len(batch))[b]
+    first, last = text_words[base[b] + i], text_words[base[b] + j]
+    # a window decides the spans that start at its home words: all of them unless its text is long
+    home = np.fromiter((len(w.home) == len(w.words) for w in batch), bool, len(batch))[b]
+    for k in np.flatnonzero(~home).tolist():
+        home[k] = int(first[k]) in batch[b[k]].home
+    kinds = labels[kept].astype(np.int64)
+    chosen = np.stack([text, first, last], 1)
+    decoded = Decoded(np.concatenate([chosen, kinds[:, None]], 1)[home], scores[kept][home], chosen)
+    if not pairs:
+        return decoded, None
+    heads, tails = pair_positions(b)
+    if len(heads) == 0:
+        return decoded, None
+    decoded.heads, decoded.tails = heads, tails
+    h, t = kept[heads], kept[tails]
+    return decoded, np.stack([b[heads], h, t, rows[h, 3], rows[h, 4], rows[t, 3], rows[t, 4], kinds[heads],
+                              kinds[tails]], 1).astype(np.int64, copy=False)
 
 
-def _pair_rows(kept: dict[int, list], rows: Any):
-    """Pair rows (window, head row, tail row, head first / last subword, tail first / last subword,
-    head type, tail type) of every ordered pair of kept spans in one window; None when there is none."""
+def decode_relations(decoded: Decoded, scores: Any, labels: Any, threshold: float) -> None:
+    """The pairs whose best relation label is not "none" and scores at least `threshold`, into `decoded`."""
     import numpy as np
 
-    windows, heads, tails, head_types, tail_types = [], [], [], [], []
-    for b, chosen in kept.items():
-        if len(chosen) < 2:
-            continue
-        x, y = _pair_grid(len(chosen))
-        span_rows = np.array([c[0] for c in chosen])
-        types = np.array([c[3] for c in chosen])
-        windows.append(np.full(len(x), b))
-        heads.append(span_rows[x])
-        tails.append(span_rows[y])
-        head_types.append(types[x])
-        tail_types.append(types[y])
-    if not windows:
-        return None
-    h, t = np.concatenate(heads), np.concatenate(tails)
-    return np.stack([np.concatenate(windows), h, t, rows[h, 3], rows[h, 4], rows[t, 3], rows[t, 4],
-                     np.concatenate(head_types), np.concatenate(tail_types)], 1).astype(np.int64, copy=False)
+    hits = np.flatnonzero((labels > 0) & (scores >= threshold))
+    decoded.relations = np.stack([decoded.heads[hits], decoded.tails[hits], labels[hits].astype(np.int64)], 1)
+    decoded.relation_scores = scores[hits]
 
 
-def _assemble(ents: dict, rels: dict) -> Prediction:
-    spans = sorted(ents)
-    index = {s: i for i, s in enumerate(spans)}
-    entities = [(s, e, ents[(s, e)][0], round(ents[(s, e)][1], 4)) for s, e in spans]
-    relations = sorted((index[h], index[t], r, round(sc, 4)) for (h, t, r), sc in rels.items()
-                       if h in index and t in index)
-    return Prediction(entities, relations)
+def flat_decode(window: Any, first: Any, last: Any, scores: Any) -> Any:
+    """Non-overlapping spans per window, chosen greedily by descending score (flat NER): a span is
+    kept unless it shares a word with one kept before it in its window. Returns the positions of the
+    kept spans, window by window, the windows in the order of their best score and each window's
+    spans best first (ties in input order, as a stable sort by score over all spans would have them).
+
+    The rule is sequential within a window but not across windows: step r tries the r-th best span
+    of every window at once against a map of the words taken so far, so the steps are as many as
+    the most spans any window has, not as many as there are spans."""
+    import numpy as np
+
+    n = len(scores)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((-scores, window))  # window by window, best first; lexsort is stable
+    w, i, j = window[order], first[order], last[order]
+    start = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
+    size = np.diff(np.r_[start, n])
+    group = np.repeat(np.arange(len(start)), size)
+    rank = np.arange(n) - start[group]
+    width = int((j - i).max()) + 1
+    offsets = np.arange(width)
+    taken = np.zeros((len(start), int(j.max()) + width + 1), bool)  # wide enough that no column is clipped
+    kept = np.zeros(n, bool)
+    by_rank = np.argsort(rank, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(rank))].tolist()
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        k = by_rank[lo:hi]  # one span of each window that has this many
+        cols = i[k, None] + offsets
+        inside = cols <= j[k, None]
+        g = group[k, None]
+        free = ~(taken[g, cols] & inside).any(1)
+        k, g, cols, inside = k[free], g[free], cols[free], inside[free]
+        taken[g, cols] |= inside  # one span per window: no cell is written twice
+        kept[k] = True
+    # windows by their best span (each window's first), ties by where that span came in the input
+    window_rank = np.empty(len(start), np.int64)
+    window_rank[np.lexsort((order[start], -scores[order[start]]))] = np.arange(len(start))
+    sel = np.flatnonzero(kept)
+    return order[sel[np.argsort(window_rank[group[sel]], kind="stable")]]
+
+
+def pair_positions(window: Any) -> tuple[Any, Any]:
+    """(head, tail) positions of every ordered pair of distinct items in one window, where `window`
+    is each item's window and a window's items are contiguous: group by group, head-major."""
+    import numpy as np
+
+    n = len(window)
+    start = np.flatnonzero(np.r_[True, window[1:] != window[:-1]]) if n else np.zeros(0, np.int64)
+    size = np.diff(np.r_[start, n])
+    others = np.repeat(size - 1, size)  # per item: how many pairs it heads
+    first = np.repeat(start, size)  # per item: where its window's items start
+    heads = np.repeat(np.arange(n), others)
+    k = np.arange(len(heads)) - np.repeat(np.cumsum(others) - others, others)
+    own = heads - first[heads]  # the head's place in its window, skipped among the tails
+    return heads, first[heads] + k + (k >= own)
+
+
+def assemble(words: list[list[tuple[int, int]]], found: list[Decoded], labels: Labels) -> list[Prediction]:
+    """The Prediction of every text from what its batches found: word indexes to character offsets,
+    entities by start; an entity span decided twice keeps the last decision; a relation found in
+    several windows keeps its best score, and needs both of its spans among the text's entities."""
+    import numpy as np
+
+    n = len(words)
+    ents = np.concatenate([d.entities for d in found]) if found else np.zeros((0, 4), np.int64)
+    ent_scores = np.concatenate([d.entity_scores for d in found]) if found else np.zeros(0, np.float32)
+    t, fw, lw, lab = ents.T.tolist()
+    s = np.array([words[x][y][0] for x, y in zip(t, fw)], np.int64)
+    e = np.array([words[x][y][1] for x, y in zip(t, lw)], np.int64)
+    text = ents[:, 0]
+    order = np.lexsort((e, s, text))  # stable: of equal spans the last one found comes last
+    last = np.r_[(np.diff(text[order]) != 0) | (np.diff(s[order]) != 0) | (np.diff(e[order]) != 0), True]
+    order = order[last[: len(order)]]
+    names = labels.entities
+    ent_t, ent_s, ent_e = text[order].tolist(), s[order].tolist(), e[order].tolist()
+    entities = [(a, b, names[k - 1], round(sc, 4))
+                for a, b, k, sc in zip(ent_s, ent_e, ents[order, 3].tolist(), ent_scores[order].tolist())]
+    ent_bounds = np.r_[0, np.cumsum(np.bincount(text[order], minlength=n))].tolist()
+    relations = _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds)
+    return [Prediction(entities[ent_bounds[x] : ent_bounds[x + 1]], rels) for x, rels in enumerate(relations)]
+
+
+def _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds) -> list[list]:
+    """Each text's relations (head, tail, relation, score), heads and tails as indexes into its
+    entities (given flat: text, start, end, and where each text's begin)."""
+    import numpy as np
+
+    parts = [(d.chosen[d.relations[:, 0]], d.chosen[d.relations[:, 1]], d.relations[:, 2], d.relation_scores)
+             for d in found if d.relations is not None and len(d.relations)]
+    if not parts:
+        return [[] for _ in range(n)]
+    head, tail, lab, score = (np.concatenate(p) for p in zip(*parts))
+    t, hf, hl, tf, tl = head[:, 0].tolist(), head[:, 1].tolist(), head[:, 2].tolist(), tail[:, 1].tolist(), tail[:, 2].tolist()
+    cols = np.array([(words[x][a][0], words[x][b][1], words[x][c][0], words[x][d][1])
+                     for x, a, b, c, d in zip(t, hf, hl, tf, tl)], np.int64).reshape(-1, 4)
+    key = np.concatenate([head[:, :1], cols, lab[:, None]], 1)  # text, head start / end, tail start / end, label
+    order = np.lexsort((score, *key.T[::-1]))
+    last = np.r_[(np.diff(key[order], axis=0) != 0).any(1), True]  # each relation's best score comes last
+    order = order[last]
+    where = {span: k for k, span in enumerate(zip(ent_t, ent_s, ent_e))}
+    rows = []
+    for (x, hs, he, ts, te, r), sc in zip(key[order].tolist(), score[order].tolist()):
+        h, tl_ = where.get((x, hs, he)), where.get((x, ts, te))
+        if h is not None and tl_ is not None:
+            rows.append((x, h - ent_bounds[x], tl_ - ent_bounds[x], labels.relations[r - 1], round(sc, 4)))
+    out: list[list] = [[] for _ in range(n)]
+    for x, *rel in sorted(rows):
+        out[x].append(tuple(rel))
+    return out

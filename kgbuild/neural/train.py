@@ -350,7 +350,10 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     texts, after a warm-up pass, and where that time goes, stage by stage, each timed on its own:
     tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
     the model alone (encoder, span and pair heads over batches already on the device), and the rest
-    of predict (decoding spans and pairs, waiting on the device); `bound` names the costliest stage.
+    of predict (decoding spans and pairs, turning them into each text's Prediction, waiting on the
+    device); `bound` names the costliest stage. predict builds the next batch's tensors in a background
+    thread while the current batch runs, so batch building hides behind the model where the device is
+    slower than the host, and the rest is what is left after taking all of it off.
     On CUDA also the peak GPU memory. `profile`: a file for a cProfile of the timed predict (read it
     with `python -m pstats FILE`), to see which Python functions the rest is made of."""
     import torch
@@ -398,9 +401,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
         model.to_device(*tensors)
     transfer = clock() - t0
     # the model's inputs, pair rows included, as predict builds them; then the forward passes alone
-    found_e, found_r = [{} for _ in texts], [{} for _ in texts]
     with torch.inference_mode(), model.autocast():
-        inputs = [model._predict_batch(b, words, found_e, found_r, 0.5, True) for b in batches]
+        inputs = [model._predict_batch(b)[1] for b in batches]
         inputs = [x for x in inputs if x is not None]
         t0 = clock()
         for ids, mask, case, spans, pairs in inputs:
