@@ -81,13 +81,15 @@ def load_dataset(dataset: str | None = None, train: str | Path | None = None, va
 
 def load_with_config(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
                      test: str | Path | None = None, model: str | None = None, epochs: int | None = None,
-                     config: TrainConfig | None = None, settings: list[str] | None = None):
+                     config: TrainConfig | None = None, settings: list[str] | None = None,
+                     device: str = "cpu"):
     """(name, training, validation, testing, config): load_dataset, with `config` or else the
-    default settings of `model` for the loaded graph's size and relation count, `settings`
+    default settings of `model` for the loaded graph's size and relation count on `device` (a
+    resolved "cpu" or "cuda"), `settings`
     (KEY=VALUE, see presets.with_settings) applied."""
     probe = with_settings(config or default_config(model, 10**9, epochs), settings)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
-    config = config or default_config(model, training.num_triples, epochs, relation_count(training))
+    config = config or default_config(model, training.num_triples, epochs, relation_count(training), device)
     config = with_settings(config, settings)
     return name, training, validation, testing, config
 
@@ -120,7 +122,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
     from kgbuild.device import resolve_device
 
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
-                                                                     settings)
+                                                                     settings, resolve_device(device).type)
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
                  max_minutes=max_minutes, progress=progress)

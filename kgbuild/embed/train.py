@@ -355,9 +355,11 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
             hint="build it from a larger corpus, or lower relations.threshold",
         )
     quiet_pykeen_logs()
-    config = config or default_config(model, len(graph.triples), epochs, len({r for _, r, _ in graph.triples}))
-    training, validation = split_triples(graph.triples, config, seed)
     from kgbuild.device import resolve_device
+
+    config = config or default_config(model, len(graph.triples), epochs, len({r for _, r, _ in graph.triples}),
+                                      resolve_device(device).type)
+    training, validation = split_triples(graph.triples, config, seed)
 
     fitted = fit(training, validation, None, config, device=device, seed=seed, quiet=quiet)
     result = EmbeddingResult(

@@ -97,7 +97,7 @@ def test_time_box_ends_training_after_the_first_epoch(club_files):
 
 
 def test_default_model_follows_graph_size():
-    from kgbuild.embed.presets import LARGE, LARGE_FEW, PRESETS, SMALL, default_config
+    from kgbuild.embed.presets import LARGE, LARGE_FEW, LARGE_FEW_GPU, LARGE_GPU, PRESETS, SMALL, default_config
 
     assert default_config(None, 37).model == PRESETS["rotate"].model  # extracted graphs of a few facts
     assert default_config(None, 1592) == SMALL  # Nations, UMLS, Kinships
@@ -106,6 +106,12 @@ def test_default_model_follows_graph_size():
     assert default_config(None, 86_835, n_relations=11) == LARGE_FEW  # WN18RR
     assert default_config(None, 1592, n_relations=11) == SMALL  # few relations matter on large graphs only
     assert default_config("tucker", 1592).model_kwargs["relation_dim"] == 200  # a named model keeps its preset
+    # on a GPU, large graphs get ComplEx-N3; small ones keep the CPU's measured default
+    assert default_config(None, 272_115, n_relations=237, device="cuda") == LARGE_GPU
+    assert default_config(None, 86_835, n_relations=11, device="cuda") == LARGE_FEW_GPU
+    assert LARGE_GPU.model == "ComplEx" and LARGE_GPU.n3 > 0 and LARGE_GPU.training_loop == "1vsall"
+    assert LARGE_FEW_GPU.embedding_dim == 2000
+    assert default_config(None, 1592, device="cuda") == SMALL
     one_epoch = default_config(None, 86_835, epochs=1)
     assert one_epoch.epochs == 1 and one_epoch.eval_every == 1
 
