@@ -5,7 +5,7 @@ PyKEEN 1.11 scores a batch of (head, relation) queries against all entities, in 
 (B, 1, d) and (1, E, d), so it builds a B x E x d tensor (WN18RR, batch 128, d 200: 4 GB) and
 autograd keeps it for the backward pass. The same sums are a (B, d) x (d, E) matrix product,
 which `torch.einsum` computes without that tensor. TuckER (the default model on graphs of a
-thousand triples or more), ERMLP, ConvE, ConvKB and others end in `batched_dot`; DistMult's
+thousand to 50,000 triples, and on larger ones with few relations on the CPU), ERMLP, ConvE, ConvKB and others end in `batched_dot`; DistMult's
 three-way product is rewritten the same way. Scores agree with PyKEEN's to float rounding
 (tests/embed/test_scoring.py); `kgbuild eval embed-speed` measures the gain.
 

@@ -106,6 +106,8 @@ def test_default_model_follows_graph_size():
     assert default_config(None, 86_835, n_relations=11) == LARGE_FEW  # WN18RR
     assert default_config(None, 1592, n_relations=11) == SMALL  # few relations matter on large graphs only
     assert default_config("tucker", 1592).model_kwargs["relation_dim"] == 200  # a named model keeps its preset
+    assert LARGE.model == "ComplEx" and LARGE.embedding_dim == 200 and LARGE.training_loop == "1vsall"
+    assert default_config("tucker-ce", 272_115).loss == "crossentropy"  # the earlier large-graph default, by name
     # on a GPU, large graphs get ComplEx-N3; small ones keep the CPU's measured default
     assert default_config(None, 272_115, n_relations=237, device="cuda") == LARGE_GPU
     assert default_config(None, 86_835, n_relations=11, device="cuda") == LARGE_FEW_GPU
