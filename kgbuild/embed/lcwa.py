@@ -44,14 +44,7 @@ class DeviceTargetLCWATrainingLoop(LCWATrainingLoop):
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
         if sampler or self.loss_weighter is not None:
             return super()._create_training_data_loader(triples_factory, sampler, **kwargs)
-        instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
-        device = self.model.device
-        matrix = instances.compressed
-        pairs = torch.as_tensor(instances.pairs, dtype=torch.long)
-        self._pairs_all = pairs
-        self._indptr = torch.as_tensor(matrix.indptr, dtype=torch.long, device=device)
-        self._indices = torch.as_tensor(matrix.indices, dtype=torch.long, device=device)
-        self._values = torch.as_tensor(matrix.data, dtype=torch.float32, device=device)
+        pairs = self._load_label_matrix(triples_factory)
 
         def collate(rows: list[int]) -> dict[str, Any]:
             index = torch.as_tensor(rows, dtype=torch.long)
@@ -59,6 +52,17 @@ class DeviceTargetLCWATrainingLoop(LCWATrainingLoop):
 
         kwargs.pop("pin_memory", None)  # a few hundred ids a batch: nothing worth pinning
         return DataLoader(dataset=_Queries(len(pairs)), collate_fn=collate, **kwargs)
+
+    def _load_label_matrix(self, triples_factory) -> torch.Tensor:
+        """Put PyKEEN's sparse label matrix of the training queries on the model's device; returns
+        the queries (head, relation), on the host."""
+        instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
+        device = self.model.device
+        matrix = instances.compressed
+        self._indptr = torch.as_tensor(matrix.indptr, dtype=torch.long, device=device)
+        self._indices = torch.as_tensor(matrix.indices, dtype=torch.long, device=device)
+        self._values = torch.as_tensor(matrix.data, dtype=torch.float32, device=device)
+        return torch.as_tensor(instances.pairs, dtype=torch.long)
 
     def targets(self, rows: torch.Tensor) -> torch.Tensor:
         """Dense labels (len(rows) x targets) of the given query rows, on the model's device: the
@@ -97,11 +101,10 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
         self.n3 = n3
 
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
-        super()._create_training_data_loader(triples_factory, None, **kwargs)
+        self._pairs = self._load_label_matrix(triples_factory).to(self._indptr.device)
         # every (query, tail) entry of the sparse label matrix is one training triple
-        self._queries = torch.repeat_interleave(torch.arange(len(self._indptr) - 1, device=self._indptr.device),
+        self._queries = torch.repeat_interleave(torch.arange(len(self._pairs), device=self._indptr.device),
                                                 self._indptr[1:] - self._indptr[:-1])
-        self._pairs = self._pairs_all.to(self._indptr.device)
 
         def collate(rows: list[int]) -> dict[str, Any]:
             return {"triples": torch.as_tensor(rows, dtype=torch.long)}
