@@ -345,9 +345,9 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
                      config: TrainConfig | None = None) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
-    `model` is any PyKEEN model name (rotate, complex, transe, tucker, distmult, ...; default:
-    complex); its settings come from kgbuild.embed.presets, scaled to the graph's size, unless
-    `config` gives them all."""
+    `model` is a preset (rotate, complex, complex-n3, transe, tucker, tucker-ce, distmult) or any
+    PyKEEN model name; None: the default for the graph's size and the device. Its settings come
+    from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all."""
     graph = read_graph(out)
     if len(graph.triples) < 2:
         raise GraphError(
