@@ -50,7 +50,7 @@ PRESETS: dict[str, TrainConfig] = {
     "distmult": TrainConfig(model="DistMult", embedding_dim=200, learning_rate=0.01, batch_size=256,
                             label_smoothing=0.1),
     # Lacroix et al. (2018): ComplEx with reciprocal relations, 1-vs-all cross-entropy, N3 and
-    # AdaGrad from a small start (their FB15k-237 settings: rank 1000, N3 0.05, batch 1000).
+    # AdaGrad from a small start (rank 1000, N3 0.05, batch 1000: settings used with their code for FB15k-237).
     "complexn3": TrainConfig(model="ComplEx", embedding_dim=1000, training_loop="1vsall", optimizer="adagrad",
                              learning_rate=0.1, batch_size=1000, n3=0.05, epochs=100, eval_every=5, patience=4,
                              model_kwargs={"regularizer": None, "entity_initializer": "small_normal",
@@ -96,8 +96,8 @@ PRESETS["tuckercefew"] = LARGE_FEW  # by name on a GPU too: `--model tucker-ce-f
 # On a GPU, large graphs get ComplEx-N3 (Lacroix et al. 2018, the "complexn3" preset), which the
 # GPU trains far past TuckER in the same time (README, "FB15k-237 and WN18RR": on one H100, FB15k-237
 # validation MRR 0.323 in 10 minutes against TuckER's 0.290 in 15; WN18RR 0.492 in 2.6 minutes and
-# 0.513 in 15), at the paper's 1,000 complex dimensions (five times the CPU's 200). Graphs with few
-# relations (WN18RR) use the paper's WN18RR settings; the CPU keeps TuckER for those, measured there
+# 0.513 in 15), at 1,000 complex dimensions (five times the CPU's 200). Graphs with few relations
+# (WN18RR) get 2,000 dimensions, batch 100 and N3 0.1; the CPU keeps TuckER for those, measured there
 # (0.464 in 60 minutes) while ComplEx-N3's 2,000 dimensions are out of its reach.
 LARGE_GPU = replace(PRESETS["complexn3"])
 LARGE_FEW_GPU = replace(PRESETS["complexn3"], embedding_dim=2000, n3=0.1, batch_size=100)
