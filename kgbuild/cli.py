@@ -260,11 +260,13 @@ def embed(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed of the split and the training"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
 ) -> None:
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
 
-    result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet)
+    result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
+                              settings=settings)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
               else "graph too small for a validation split")

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from kgbuild.embed import scoring
 from kgbuild.embed.graph import read_graph
-from kgbuild.embed.presets import TrainConfig, default_config, register_initializers
+from kgbuild.embed.presets import TrainConfig, default_config, register_initializers, with_settings
 from kgbuild.errors import GraphError, KgbuildError
 
 EMBEDDINGS_DIR = "embeddings"
@@ -342,12 +342,13 @@ def split_triples(triples: list[tuple[str, str, str]], config: TrainConfig, seed
 
 def train_embeddings(out: str | Path, model: str | None = None, epochs: int | None = None,
                      device: str = "auto", seed: int = 0, quiet: bool = True,
-                     config: TrainConfig | None = None) -> EmbeddingResult:
+                     config: TrainConfig | None = None, settings: list[str] | None = None) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
     `model` is a preset (rotate, complex, complex-n3, transe, tucker, tucker-ce, distmult) or any
     PyKEEN model name; None: the default for the graph's size and the device. Its settings come
-    from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all."""
+    from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all;
+    `settings` (KEY=VALUE, see presets.with_settings) change any of them."""
     graph = read_graph(out)
     if len(graph.triples) < 2:
         raise GraphError(
@@ -359,6 +360,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
 
     config = config or default_config(model, len(graph.triples), epochs, len({r for _, r, _ in graph.triples}),
                                       resolve_device(device).type)
+    config = with_settings(config, settings)
     training, validation = split_triples(graph.triples, config, seed)
 
     fitted = fit(training, validation, None, config, device=device, seed=seed, quiet=quiet)

@@ -69,3 +69,11 @@ def test_saved_and_loaded_embeddings_give_the_same_scores(embedded):
     assert loaded.training.relation_to_id == result.training.relation_to_id
     for person in ("Zofia Nowak", "Marie Curie"):
         assert torch.allclose(_tail_scores(loaded, iri(person), P19), _tail_scores(result, iri(person), P19), atol=1e-5)
+
+
+def test_settings_change_the_training_and_are_saved(embedded_copy):
+    from kgbuild.embed import load_embeddings, train_embeddings
+
+    result = train_embeddings(embedded_copy, device="cpu", seed=0, settings=["embedding_dim=8", "epochs=3"])
+    assert (result.config.embedding_dim, result.epochs) == (8, 3)
+    assert load_embeddings(embedded_copy).config.embedding_dim == 8
