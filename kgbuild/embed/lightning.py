@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgbuild.embed.presets import TrainConfig
+from kgbuild.embed.presets import TrainConfig, register_initializers
 from kgbuild.errors import KgbuildError
 
 
@@ -51,6 +51,52 @@ if pl is not None:
             if dist.is_available() and dist.is_initialized():
                 dist.destroy_process_group()
 
+    from pykeen.contrib.lightning import LCWALitModule
+
+    class OneVsAllLitModule(LCWALitModule):
+        """1-vs-all training on triples with N3 (the loss of lcwa.OneVsAllTrainingLoop) as a
+        Lightning module: a batch is rows (head, relation, tail) of the training triples and their
+        inverses, each scored against every entity with its own tail as the label."""
+
+        def __init__(self, *, n3: float = 0.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.n3 = n3
+
+        def _step(self, batch, prefix: str):
+            import torch
+
+            from kgbuild.embed.lcwa import n3_norm
+
+            pairs, tails = batch[:, :2], batch[:, 2]
+            labels = torch.zeros(len(batch), self.model.num_entities, device=batch.device)
+            labels[torch.arange(len(batch), device=batch.device), tails] = 1.0
+            loss = self.loss.process_lcwa_scores(predictions=self.model.score_t(pairs, mode=self.mode), labels=labels,
+                                                 label_smoothing=self.label_smoothing,
+                                                 num_entities=self.model.num_entities)
+            if self.n3:
+                loss = loss + self.n3 * n3_norm(self.model, pairs[:, 0], pairs[:, 1], tails)
+            loss = loss + self.model.collect_regularization_term()
+            self.log(f"{prefix}_loss", loss)
+            return loss
+
+        def _dataloader(self, triples_factory, shuffle: bool = False):
+            import torch
+            from pykeen.triples.instances import LCWAInstances
+
+            triples = one_vs_all_triples(LCWAInstances.from_triples_factory(triples_factory))
+            return torch.utils.data.DataLoader(dataset=torch.as_tensor(triples), batch_size=self.batch_size,
+                                               shuffle=shuffle)
+
+
+def one_vs_all_triples(instances) -> "Any":
+    """(head, relation, tail) rows, one per entry of PyKEEN's LCWA label matrix: the training
+    triples and their inverses, in the ids the model scores."""
+    import numpy as np
+
+    matrix = instances.compressed
+    rows = np.repeat(np.arange(len(instances.pairs)), np.diff(matrix.indptr))
+    return np.column_stack([instances.pairs[rows], matrix.indices]).astype(np.int64)
+
 
 def train_lightning(training, config: TrainConfig, validation=None, processes: int = 2,
                     accelerator: str = "cpu", epochs: int | None = None, seed: int = 0) -> LightningResult:
@@ -66,6 +112,7 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
     from kgbuild.embed import scoring
 
     scoring.install()  # this process; ddp_spawn's processes score with PyKEEN's own (same scores)
+    register_initializers()  # models are built here; ddp_spawn hands them to the processes built
 
     pl.seed_everything(seed, verbose=False)
     dataset = EagerDataset(training=training, testing=validation or training, validation=validation)
@@ -76,9 +123,11 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
                       "loss_kwargs": config.loss_kwargs or None, "random_seed": seed, **config.model_kwargs},
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        optimizer="adam",
+        optimizer=config.optimizer,
     )
-    if config.training_loop == "slcwa":
+    if config.training_loop == "1vsall":
+        module = OneVsAllLitModule(n3=config.n3, label_smoothing=config.label_smoothing, **module_kwargs)
+    elif config.training_loop == "slcwa":
         module = SLCWALitModule(negative_sampler="basic",
                                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives}, **module_kwargs)
     else:

@@ -32,3 +32,25 @@ def test_two_processes_train_one_model_on_the_cpu(embedded):
                                 random_seed=0)
     trained = dict(result.model.state_dict())
     assert any(not torch.allclose(trained[k], v) for k, v in fresh.state_dict().items())
+
+
+def test_two_processes_train_complex_n3_one_vs_all(embedded):
+    from dataclasses import replace
+
+    from pykeen.triples.instances import LCWAInstances
+
+    from kgbuild.embed.lightning import one_vs_all_triples
+    from kgbuild.embed.presets import PRESETS
+
+    out, _ = embedded
+    graph = read_graph(out)
+    config = replace(PRESETS["complexn3"], embedding_dim=8, batch_size=16)
+    training, _ = split_triples(graph.triples, config, seed=0)
+    triples = one_vs_all_triples(LCWAInstances.from_triples_factory(training))
+    assert len(triples) == 2 * training.num_triples  # every fact once in each direction
+
+    result = train_lightning(training, config, processes=2, accelerator="cpu", epochs=3, seed=0)
+
+    assert result.processes == 2 and type(result.model).__name__ == "ComplEx"
+    # small-normal start (std 0.001) -> trained weights far from it
+    assert float(result.model.entity_representations[0](indices=None).abs().max()) > 0.01
