@@ -24,3 +24,11 @@ def test_embed_speed_times_torch_dropout_only_for_tucker():
     result = measure_embed_speed(dataset="nations", model="distmult", batches=1, eval_triples=8, repeats=1)
     assert result["torch_dropout_seconds_per_step"] is None
     assert "torch's own dropout" not in format_embed_speed(result)
+
+
+def test_embed_speed_builds_models_that_start_from_kgbuilds_initializer():
+    from pykeen.nn.init import initializer_resolver
+
+    initializer_resolver.lookup_dict.pop("smallnormal", None)  # as in a fresh process
+    result = measure_embed_speed(dataset="nations", model="complex-n3", batches=1, eval_triples=8, repeats=1)
+    assert result["model"] == "ComplEx" and result["kgbuild_seconds_per_step"] > 0
