@@ -85,8 +85,7 @@ def load_with_config(dataset: str | None = None, train: str | Path | None = None
                      device: str = "cpu"):
     """(name, training, validation, testing, config): load_dataset, with `config` or else the
     default settings of `model` for the loaded graph's size and relation count on `device` (a
-    resolved "cpu" or "cuda"), `settings`
-    (KEY=VALUE, see presets.with_settings) applied."""
+    resolved "cpu" or "cuda"), and `settings` (KEY=VALUE, see presets.with_settings) applied."""
     probe = with_settings(config or default_config(model, 10**9, epochs), settings)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
     config = config or default_config(model, training.num_triples, epochs, relation_count(training), device)

@@ -75,7 +75,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop
 
     torch_device = resolve_device(device)
-    LOOPS = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop}
+    loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop}  # kgbuild's; others PyKEEN's
     quiet_pykeen_logs()
     scoring.install()
     register_initializers()
@@ -130,7 +130,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 loss=config.loss,
                 loss_kwargs=config.loss_kwargs or None,
                 # 1-vs-all: the labels of each batch built on the device, not the host (lcwa.py)
-                training_loop=LOOPS.get(config.training_loop, config.training_loop),
+                training_loop=loops.get(config.training_loop, config.training_loop),
                 training_loop_kwargs={"n3": config.n3} if config.training_loop == "1vsall" else None,
                 negative_sampler="basic" if slcwa else None,
                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,
