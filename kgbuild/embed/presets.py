@@ -81,24 +81,25 @@ TUCKER_CE = TrainConfig(model="TuckER", embedding_dim=200, learning_rate=0.003, 
                         model_kwargs={"relation_dim": 200, "dropout_0": 0.3, "dropout_1": 0.4, "dropout_2": 0.5})
 PRESETS["tuckerce"] = TUCKER_CE
 # Large graphs on the CPU: ComplEx-N3 (the "complexn3" preset) at 200 complex dimensions, which
-# two CPU cores train at about 7.5 minutes an FB15k-237 epoch: validation MRR 0.292 after 15
-# minutes against TuckER's 0.275 after 30 (README, "FB15k-237 and WN18RR").
+# two CPU cores train at about 7.5 minutes an epoch on FB15k-237 and WN18RR alike (README,
+# "FB15k-237 and WN18RR"): FB15k-237 validation MRR 0.292 after 15 minutes against TuckER's 0.275
+# after 30; WN18RR 0.468 after 28 minutes against TuckER's 0.443 after 26 and 0.464 after 60.
 LARGE = replace(PRESETS["complexn3"], embedding_dim=200)
 # TuckER's published WN18RR model (MRR 0.470; relation vectors of 30, dropouts 0.2 / 0.2 / 0.3,
-# Adam 0.01), for large graphs with few relations, also with cross-entropy: two epochs on the CPU
-# reach validation MRR 0.353 (the paper's BCE: about 0.02 after five).
-FEW_RELATIONS = 50  # large graphs with fewer relations than this (WN18RR: 11) use LARGE_FEW
+# Adam 0.01), also with cross-entropy: two epochs on the CPU reach validation MRR 0.353 (the
+# paper's BCE: about 0.02 after five). The CPU default for large graphs with few relations until
+# ComplEx-N3 beat it (above); `--model tucker-ce-few`.
+FEW_RELATIONS = 50  # large graphs with fewer relations than this (WN18RR: 11) use LARGE_FEW_GPU on a GPU
 LARGE_FEW = TrainConfig(model="TuckER", embedding_dim=200, learning_rate=0.01, batch_size=128,
                         loss="crossentropy", label_smoothing=0.1, epochs=500, eval_every=5, patience=6,
                         model_kwargs={"relation_dim": 30, "dropout_0": 0.2, "dropout_1": 0.2, "dropout_2": 0.3})
-PRESETS["tuckercefew"] = LARGE_FEW  # by name on a GPU too: `--model tucker-ce-few`
+PRESETS["tuckercefew"] = LARGE_FEW
 
 # On a GPU, large graphs get ComplEx-N3 (Lacroix et al. 2018, the "complexn3" preset), which the
 # GPU trains far past TuckER in the same time (README, "FB15k-237 and WN18RR": on one H100, FB15k-237
 # validation MRR 0.323 in 10 minutes against TuckER's 0.290 in 15; WN18RR 0.492 in 2.6 minutes and
 # 0.513 in 15), at 1,000 complex dimensions (five times the CPU's 200). Graphs with few relations
-# (WN18RR) get 2,000 dimensions, batch 100 and N3 0.1; the CPU keeps TuckER for those, measured there
-# (0.464 in 60 minutes) while ComplEx-N3's 2,000 dimensions are out of its reach.
+# (WN18RR) get 2,000 dimensions, batch 100 and N3 0.1 there.
 LARGE_GPU = replace(PRESETS["complexn3"])
 LARGE_FEW_GPU = replace(PRESETS["complexn3"], embedding_dim=2000, n3=0.1, batch_size=100)
 
@@ -131,10 +132,7 @@ def default_config(model: str | None, n_triples: int, epochs: int | None = None,
             config = SMALL
         else:
             few = n_relations is not None and n_relations < FEW_RELATIONS
-            if device == "cuda":
-                config = LARGE_FEW_GPU if few else LARGE_GPU
-            else:
-                config = LARGE_FEW if few else LARGE
+            config = (LARGE_FEW_GPU if few else LARGE_GPU) if device == "cuda" else LARGE
     elif key in PRESETS:
         config = PRESETS[key]
     else:

@@ -103,7 +103,8 @@ def test_default_model_follows_graph_size():
     assert default_config(None, 1592) == SMALL  # Nations, UMLS, Kinships
     assert default_config(None, 272_115) == LARGE  # relation count unknown
     assert default_config(None, 272_115, n_relations=237) == LARGE  # FB15k-237
-    assert default_config(None, 86_835, n_relations=11) == LARGE_FEW  # WN18RR
+    assert default_config(None, 86_835, n_relations=11) == LARGE  # WN18RR on the CPU
+    assert default_config("tucker-ce-few", 86_835) == LARGE_FEW  # its earlier default, by name
     assert default_config(None, 1592, n_relations=11) == SMALL  # few relations matter on large graphs only
     assert default_config("tucker", 1592).model_kwargs["relation_dim"] == 200  # a named model keeps its preset
     assert LARGE.model == "ComplEx" and LARGE.embedding_dim == 200 and LARGE.training_loop == "1vsall"
