@@ -120,15 +120,23 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
                        slice_size: int | None = None):
         entries = batch["triples"][start:stop].to(self._indices.device)
         pairs = self._pairs[self._queries[entries]]
-        tails = self._indices[entries]
-        labels = torch.zeros(len(entries), self.num_targets, device=entries.device)
-        labels[torch.arange(len(entries), device=entries.device), tails] = 1.0
         predictions = self.score_method(pairs, slice_size=slice_size, mode=self.mode)
-        loss = self.loss.process_lcwa_scores(predictions=predictions, labels=labels, label_smoothing=label_smoothing,
-                                             num_entities=self.num_targets)
-        if self.n3:
-            loss = loss + self.n3 * n3_norm(self.model, pairs[:, 0], pairs[:, 1], tails)
-        return loss + self.model.collect_regularization_term()
+        return one_vs_all_loss(self.model, self.loss, predictions, pairs, self._indices[entries], self.n3,
+                               label_smoothing)
+
+
+def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: torch.Tensor, tails: torch.Tensor,
+                    n3: float, label_smoothing: float = 0.0) -> torch.Tensor:
+    """The loss of a 1-vs-all batch of triples: `loss` (a PyKEEN loss) of the scores of each
+    (head, relation) pair against every entity with its own tail as the one label, plus `n3` times
+    the batch's N3 and the model's own regularisation."""
+    labels = torch.zeros_like(predictions)
+    labels[torch.arange(len(tails), device=tails.device), tails] = 1.0
+    value = loss.process_lcwa_scores(predictions=predictions, labels=labels, label_smoothing=label_smoothing,
+                                     num_entities=predictions.shape[1])
+    if n3:
+        value = value + n3 * n3_norm(model, pairs[:, 0], pairs[:, 1], tails)
+    return value + model.collect_regularization_term()
 
 
 def n3_norm(model: Any, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:

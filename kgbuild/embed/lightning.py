@@ -63,19 +63,11 @@ if pl is not None:
             self.n3 = n3
 
         def _step(self, batch, prefix: str):
-            import torch
+            from kgbuild.embed.lcwa import one_vs_all_loss
 
-            from kgbuild.embed.lcwa import n3_norm
-
-            pairs, tails = batch[:, :2], batch[:, 2]
-            labels = torch.zeros(len(batch), self.model.num_entities, device=batch.device)
-            labels[torch.arange(len(batch), device=batch.device), tails] = 1.0
-            loss = self.loss.process_lcwa_scores(predictions=self.model.score_t(pairs, mode=self.mode), labels=labels,
-                                                 label_smoothing=self.label_smoothing,
-                                                 num_entities=self.model.num_entities)
-            if self.n3:
-                loss = loss + self.n3 * n3_norm(self.model, pairs[:, 0], pairs[:, 1], tails)
-            loss = loss + self.model.collect_regularization_term()
+            pairs = batch[:, :2]
+            loss = one_vs_all_loss(self.model, self.loss, self.model.score_t(pairs, mode=self.mode), pairs, batch[:, 2],
+                                   self.n3, self.label_smoothing)
             self.log(f"{prefix}_loss", loss)
             return loss
 
