@@ -101,16 +101,14 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
         self.n3 = n3
 
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
-        self._pairs = self._load_label_matrix(triples_factory).to(self._indptr.device)
-        # every (query, tail) entry of the sparse label matrix is one training triple
-        self._queries = torch.repeat_interleave(torch.arange(len(self._pairs), device=self._indptr.device),
-                                                self._indptr[1:] - self._indptr[:-1])
+        instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
+        self._triples = torch.as_tensor(one_vs_all_triples(instances), device=self.model.device)
 
         def collate(rows: list[int]) -> dict[str, Any]:
             return {"triples": torch.as_tensor(rows, dtype=torch.long)}
 
         kwargs.pop("pin_memory", None)
-        return DataLoader(dataset=_Queries(len(self._indices)), collate_fn=collate, **kwargs)
+        return DataLoader(dataset=_Queries(len(self._triples)), collate_fn=collate, **kwargs)
 
     @staticmethod
     def _get_batch_size(batch: dict[str, Any]) -> int:
@@ -118,12 +116,19 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
 
     def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
                        slice_size: int | None = None):
-        entries = batch["triples"][start:stop].to(self._indices.device)
-        pairs = self._pairs[self._queries[entries]]
-        predictions = self.score_method(pairs, slice_size=slice_size, mode=self.mode)
-        return one_vs_all_loss(self.model, self.loss, predictions, pairs, self._indices[entries], self.n3,
-                               label_smoothing)
+        rows = self._triples[batch["triples"][start:stop].to(self._triples.device)]
+        predictions = self.score_method(rows[:, :2], slice_size=slice_size, mode=self.mode)
+        return one_vs_all_loss(self.model, self.loss, predictions, rows[:, :2], rows[:, 2], self.n3, label_smoothing)
 
+
+def one_vs_all_triples(instances: LCWAInstances) -> Any:
+    """(head, relation, tail) rows, one per entry of PyKEEN's LCWA label matrix: the training
+    triples and their inverses, in the ids the model scores."""
+    import numpy as np
+
+    matrix = instances.compressed
+    rows = np.repeat(np.arange(len(instances.pairs)), np.diff(matrix.indptr))
+    return np.column_stack([instances.pairs[rows], matrix.indices]).astype(np.int64)
 
 def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: torch.Tensor, tails: torch.Tensor,
                     n3: float, label_smoothing: float = 0.0) -> torch.Tensor:

@@ -75,19 +75,11 @@ if pl is not None:
             import torch
             from pykeen.triples.instances import LCWAInstances
 
+            from kgbuild.embed.lcwa import one_vs_all_triples
+
             triples = one_vs_all_triples(LCWAInstances.from_triples_factory(triples_factory))
             return torch.utils.data.DataLoader(dataset=torch.as_tensor(triples), batch_size=self.batch_size,
                                                shuffle=shuffle)
-
-
-def one_vs_all_triples(instances) -> "Any":
-    """(head, relation, tail) rows, one per entry of PyKEEN's LCWA label matrix: the training
-    triples and their inverses, in the ids the model scores."""
-    import numpy as np
-
-    matrix = instances.compressed
-    rows = np.repeat(np.arange(len(instances.pairs)), np.diff(matrix.indptr))
-    return np.column_stack([instances.pairs[rows], matrix.indices]).astype(np.int64)
 
 
 def train_lightning(training, config: TrainConfig, validation=None, processes: int = 2,

@@ -100,7 +100,7 @@ PRESETS["tuckercefew"] = LARGE_FEW
 # validation MRR 0.323 in 10 minutes against TuckER's 0.290 in 15; WN18RR 0.492 in 2.6 minutes and
 # 0.513 in 15), at 1,000 complex dimensions (five times the CPU's 200). Graphs with few relations
 # (WN18RR) get 2,000 dimensions, batch 100 and N3 0.1 there.
-LARGE_GPU = replace(PRESETS["complexn3"])
+LARGE_GPU = PRESETS["complexn3"]
 LARGE_FEW_GPU = replace(PRESETS["complexn3"], embedding_dim=2000, n3=0.1, batch_size=100)
 
 

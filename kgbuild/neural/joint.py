@@ -273,15 +273,6 @@ def _span_grid(n: int, max_width: int):
     return first, last
 
 
-@functools.lru_cache(maxsize=256)
-def _pair_grid(m: int):
-    """Every ordered pair (x, y), x != y, of m items, x-major: the pairs of m entity spans."""
-    import numpy as np
-
-    x, y = np.divmod(np.arange(m * m), m)
-    return x[x != y], y[x != y]
-
-
 # -- the network -------------------------------------------------------------------------------
 
 def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: int, width_dim: int = 32,
@@ -719,9 +710,8 @@ def _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds
     if not parts:
         return [[] for _ in range(n)]
     head, tail, lab, score = (np.concatenate(p) for p in zip(*parts))
-    t, hf, hl, tf, tl = head[:, 0].tolist(), head[:, 1].tolist(), head[:, 2].tolist(), tail[:, 1].tolist(), tail[:, 2].tolist()
     cols = np.array([(words[x][a][0], words[x][b][1], words[x][c][0], words[x][d][1])
-                     for x, a, b, c, d in zip(t, hf, hl, tf, tl)], np.int64).reshape(-1, 4)
+                     for x, a, b, c, d in zip(*head.T.tolist(), *tail[:, 1:].T.tolist())], np.int64).reshape(-1, 4)
     key = np.concatenate([head[:, :1], cols, lab[:, None]], 1)  # text, head start / end, tail start / end, label
     order = np.lexsort((score, *key.T[::-1]))
     last = np.r_[(np.diff(key[order], axis=0) != 0).any(1), True]  # each relation's best score comes last
@@ -729,9 +719,9 @@ def _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds
     where = {span: k for k, span in enumerate(zip(ent_t, ent_s, ent_e))}
     rows = []
     for (x, hs, he, ts, te, r), sc in zip(key[order].tolist(), score[order].tolist()):
-        h, tl_ = where.get((x, hs, he)), where.get((x, ts, te))
-        if h is not None and tl_ is not None:
-            rows.append((x, h - ent_bounds[x], tl_ - ent_bounds[x], labels.relations[r - 1], round(sc, 4)))
+        h, t = where.get((x, hs, he)), where.get((x, ts, te))
+        if h is not None and t is not None:
+            rows.append((x, h - ent_bounds[x], t - ent_bounds[x], labels.relations[r - 1], round(sc, 4)))
     out: list[list] = [[] for _ in range(n)]
     for x, *rel in sorted(rows):
         out[x].append(tuple(rel))

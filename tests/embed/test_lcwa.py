@@ -53,7 +53,7 @@ def test_one_vs_all_rows_are_the_training_triples_and_their_inverses(nations):
     loader = loop._create_training_data_loader(nations, None, batch_size=10**6, shuffle=False, drop_last=False)
     entries = next(iter(loader))["triples"]
     assert len(entries) == 2 * nations.num_triples  # every triple once in each direction
-    rows = torch.cat([loop._pairs[loop._queries[entries]], loop._indices[entries, None]], 1)
+    rows = loop._triples[entries]
     instances = LCWAInstances.from_triples_factory(nations)
     expected = {(int(h), int(r), int(t)) for (h, r), row in zip(instances.pairs, instances.compressed)
                 for t in row.indices}
@@ -69,8 +69,8 @@ def test_one_vs_all_loss_is_cross_entropy_of_each_triples_tail_plus_n3(nations):
     loader = loop._create_training_data_loader(nations, None, batch_size=32, shuffle=True, drop_last=False)
     batch = next(iter(loader))
     loss = loop._process_batch(batch, 0, 32).detach()
-    pairs = loop._pairs[loop._queries[batch["triples"]]]
-    tails = loop._indices[batch["triples"]]
+    pairs = loop._triples[batch["triples"], :2]
+    tails = loop._triples[batch["triples"], 2]
     scores = loop.model.score_t(pairs)
     h = loop.model.entity_representations[0](indices=pairs[:, 0])
     r = loop.model.relation_representations[0](indices=pairs[:, 1])

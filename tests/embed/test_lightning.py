@@ -39,7 +39,7 @@ def test_two_processes_train_complex_n3_one_vs_all(embedded):
 
     from pykeen.triples.instances import LCWAInstances
 
-    from kgbuild.embed.lightning import one_vs_all_triples
+    from kgbuild.embed.lcwa import one_vs_all_triples
     from kgbuild.embed.presets import PRESETS
 
     out, _ = embedded
