@@ -12,7 +12,9 @@ PyKEEN's own, so the training is the same.
 2018's ComplEx-N3): each training triple, and its inverse, is one row whose only label is its own
 tail, scored against every entity with cross-entropy, plus the weighted N3 norm of the row's
 head, relation and tail vectors (their moduli cubed, per row), which is what lets ComplEx reach
-published-level MRR on FB15k-237 and WN18RR."""
+published-level MRR on FB15k-237 and WN18RR. With `relation_weight`, each row also predicts its
+own relation among all relations from its head and tail (Chen et al. 2021, "Relation Prediction
+as an Auxiliary Training Objective"): cross-entropy over the relations, weighted."""
 
 from __future__ import annotations
 
@@ -96,9 +98,10 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
     the one label; `n3` weights the N3 regulariser of the batch's head, relation and tail vectors
     (Lacroix et al. 2018: the sum of their moduli cubed over the batch size)."""
 
-    def __init__(self, *, n3: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, n3: float = 0.0, relation_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n3 = n3
+        self.relation_weight = relation_weight
 
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
@@ -118,7 +121,8 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
                        slice_size: int | None = None):
         rows = self._triples[batch["triples"][start:stop].to(self._triples.device)]
         predictions = self.score_method(rows[:, :2], slice_size=slice_size, mode=self.mode)
-        return one_vs_all_loss(self.model, self.loss, predictions, rows[:, :2], rows[:, 2], self.n3, label_smoothing)
+        return one_vs_all_loss(self.model, self.loss, predictions, rows[:, :2], rows[:, 2], self.n3, label_smoothing,
+                               self.relation_weight)
 
 
 def one_vs_all_triples(instances: LCWAInstances) -> Any:
@@ -130,18 +134,41 @@ def one_vs_all_triples(instances: LCWAInstances) -> Any:
     rows = np.repeat(np.arange(len(instances.pairs)), np.diff(matrix.indptr))
     return np.column_stack([instances.pairs[rows], matrix.indices]).astype(np.int64)
 
+
 def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: torch.Tensor, tails: torch.Tensor,
-                    n3: float, label_smoothing: float = 0.0) -> torch.Tensor:
+                    n3: float, label_smoothing: float = 0.0, relation_weight: float = 0.0) -> torch.Tensor:
     """The loss of a 1-vs-all batch of triples: `loss` (a PyKEEN loss) of the scores of each
     (head, relation) pair against every entity with its own tail as the one label, plus `n3` times
-    the batch's N3 and the model's own regularisation."""
+    the batch's N3, `relation_weight` times the cross-entropy of each row's relation among all
+    relations given its head and tail, and the model's own regularisation."""
     labels = torch.zeros_like(predictions)
     labels[torch.arange(len(tails), device=tails.device), tails] = 1.0
     value = loss.process_lcwa_scores(predictions=predictions, labels=labels, label_smoothing=label_smoothing,
                                      num_entities=predictions.shape[1])
     if n3:
         value = value + n3 * n3_norm(model, pairs[:, 0], pairs[:, 1], tails)
+    if relation_weight:
+        relation_scores = score_relations(model, pairs[:, 0], tails)
+        value = value + relation_weight * torch.nn.functional.cross_entropy(relation_scores, pairs[:, 1])
     return value + model.collect_regularization_term()
+
+
+def score_relations(model: Any, heads: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+    """Scores (batch x relations) of every relation between each head and tail. ComplEx and
+    DistMult as one matrix product ((h * conj(t)) against every relation vector); other models
+    through PyKEEN's `score_r`, whose three-way einsum over (batch, relations, dimension) took 5 s
+    a batch of 1,000 at 200 complex dimensions and 474 relations on the CPU, against 0.17 s."""
+    from pykeen.nn.modules import ComplExInteraction, DistMultInteraction
+
+    interaction = getattr(model, "interaction", None)
+    if not isinstance(interaction, (ComplExInteraction, DistMultInteraction)):
+        return model.score_r(torch.stack([heads, tails], dim=1))
+    entities = model.entity_representations[0]
+    h, t = entities(indices=heads), entities(indices=tails)
+    relations = model.relation_representations[0](indices=None)
+    if isinstance(interaction, ComplExInteraction):
+        return torch.real((h * t.conj()) @ relations.T)
+    return (h * t) @ relations.T
 
 
 def n3_norm(model: Any, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ class TrainConfig:
     learning_rate: float = 0.001
     optimizer: str = "adam"  # PyKEEN / torch optimizer name: adam, adagrad, ...
     n3: float = 0.0  # weight of the N3 regulariser (1vsall only; Lacroix et al. 2018)
+    relation_prediction: float = 0.0  # weight of predicting each triple's relation (1vsall only; Chen et al. 2021)
     batch_size: int = 256
     label_smoothing: float = 0.0  # LCWA only
     epochs: int = 500  # upper bound; early stopping on validation MRR usually ends sooner

@@ -83,6 +83,44 @@ def test_one_vs_all_loss_is_cross_entropy_of_each_triples_tail_plus_n3(nations):
     assert float(n3) > 0
 
 
+def test_relation_prediction_adds_cross_entropy_of_each_rows_relation(nations):
+    # Chen et al. 2021: each row also predicts its relation (among all, inverses included) from its
+    # head and tail; ComplEx's score of (h, r, t) is Re(sum h * r * conj(t)), computed here by hand
+    model = ComplEx(triples_factory=nations, embedding_dim=8, loss=CrossEntropyLoss(), regularizer=None,
+                    random_seed=0)
+    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, relation_weight=0.25,
+                                optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
+    loader = loop._create_training_data_loader(nations, None, batch_size=32, shuffle=True, drop_last=False)
+    batch = next(iter(loader))
+    loss = loop._process_batch(batch, 0, 32).detach()
+    rows = loop._triples[batch["triples"]]
+    h = model.entity_representations[0](indices=rows[:, 0])
+    t = model.entity_representations[0](indices=rows[:, 2])
+    relations = model.relation_representations[0](indices=None)
+    assert len(relations) == 2 * nations.real_num_relations
+    relation_scores = torch.real((h * t.conj()) @ relations.T)
+    expected = (torch.nn.functional.cross_entropy(model.score_t(rows[:, :2]), rows[:, 2])
+                + 0.25 * torch.nn.functional.cross_entropy(relation_scores, rows[:, 1])).detach()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    without = OneVsAllTrainingLoop(model=model, triples_factory=nations,
+                                   optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
+    without._triples = loop._triples
+    assert float(without._process_batch(batch, 0, 32)) < float(loss)
+
+
+@pytest.mark.parametrize("cls", ["ComplEx", "DistMult", "TransE"])
+def test_relation_scores_agree_with_pykeens_score_r(nations, cls):
+    from pykeen.models import model_resolver
+
+    from kgbuild.embed.lcwa import score_relations
+
+    model = model_resolver.make(cls, triples_factory=nations, embedding_dim=8, random_seed=0)
+    heads, tails = torch.tensor([0, 3, 7]), torch.tensor([5, 3, 1])
+    expected = model.score_r(torch.stack([heads, tails], dim=1))
+    assert expected.shape == (3, 2 * nations.real_num_relations)
+    assert torch.allclose(score_relations(model, heads, tails), expected, atol=1e-5)
+
+
 def test_complex_n3_preset_learns_nations():
     from kgbuild.embed.linkpred import evaluate_linkpred
 
