@@ -12,7 +12,7 @@ PyKEEN's own, so the training is the same.
 2018's ComplEx-N3): each training triple, and its inverse, is one row whose only label is its own
 tail, scored against every entity with cross-entropy, plus the weighted N3 norm of the row's
 head, relation and tail vectors (their moduli cubed, per row), which is what lets ComplEx reach
-published-level MRR on FB15k-237 and WN18RR. With `relation_weight`, each row also predicts its
+published-level MRR on FB15k-237 and WN18RR. With `relation_prediction`, each row also predicts its
 own relation among all relations from its head and tail (Chen et al. 2021, "Relation Prediction
 as an Auxiliary Training Objective"): cross-entropy over the relations, weighted."""
 
@@ -98,10 +98,10 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
     the one label; `n3` weights the N3 regulariser of the batch's head, relation and tail vectors
     (Lacroix et al. 2018: the sum of their moduli cubed over the batch size)."""
 
-    def __init__(self, *, n3: float = 0.0, relation_weight: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, n3: float = 0.0, relation_prediction: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n3 = n3
-        self.relation_weight = relation_weight
+        self.relation_prediction = relation_prediction
 
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
@@ -122,7 +122,7 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
         rows = self._triples[batch["triples"][start:stop].to(self._triples.device)]
         predictions = self.score_method(rows[:, :2], slice_size=slice_size, mode=self.mode)
         return one_vs_all_loss(self.model, self.loss, predictions, rows[:, :2], rows[:, 2], self.n3, label_smoothing,
-                               self.relation_weight)
+                               self.relation_prediction)
 
 
 def one_vs_all_triples(instances: LCWAInstances) -> Any:
@@ -136,10 +136,10 @@ def one_vs_all_triples(instances: LCWAInstances) -> Any:
 
 
 def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: torch.Tensor, tails: torch.Tensor,
-                    n3: float, label_smoothing: float = 0.0, relation_weight: float = 0.0) -> torch.Tensor:
+                    n3: float, label_smoothing: float = 0.0, relation_prediction: float = 0.0) -> torch.Tensor:
     """The loss of a 1-vs-all batch of triples: `loss` (a PyKEEN loss) of the scores of each
     (head, relation) pair against every entity with its own tail as the one label, plus `n3` times
-    the batch's N3, `relation_weight` times the cross-entropy of each row's relation among all
+    the batch's N3, `relation_prediction` times the cross-entropy of each row's relation among all
     relations given its head and tail, and the model's own regularisation."""
     labels = torch.zeros_like(predictions)
     labels[torch.arange(len(tails), device=tails.device), tails] = 1.0
@@ -147,9 +147,9 @@ def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: tor
                                      num_entities=predictions.shape[1])
     if n3:
         value = value + n3 * n3_norm(model, pairs[:, 0], pairs[:, 1], tails)
-    if relation_weight:
+    if relation_prediction:
         relation_scores = score_relations(model, pairs[:, 0], tails)
-        value = value + relation_weight * torch.nn.functional.cross_entropy(relation_scores, pairs[:, 1])
+        value = value + relation_prediction * torch.nn.functional.cross_entropy(relation_scores, pairs[:, 1])
     return value + model.collect_regularization_term()
 
 

@@ -58,17 +58,17 @@ if pl is not None:
         Lightning module: a batch is rows (head, relation, tail) of the training triples and their
         inverses, each scored against every entity with its own tail as the label."""
 
-        def __init__(self, *, n3: float = 0.0, relation_weight: float = 0.0, **kwargs: Any) -> None:
+        def __init__(self, *, n3: float = 0.0, relation_prediction: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.n3 = n3
-            self.relation_weight = relation_weight
+            self.relation_prediction = relation_prediction
 
         def _step(self, batch, prefix: str):
             from kgbuild.embed.lcwa import one_vs_all_loss
 
             pairs = batch[:, :2]
             loss = one_vs_all_loss(self.model, self.loss, self.model.score_t(pairs, mode=self.mode), pairs, batch[:, 2],
-                                   self.n3, self.label_smoothing, self.relation_weight)
+                                   self.n3, self.label_smoothing, self.relation_prediction)
             self.log(f"{prefix}_loss", loss)
             return loss
 
@@ -111,7 +111,7 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
         optimizer=config.optimizer,
     )
     if config.training_loop == "1vsall":
-        module = OneVsAllLitModule(n3=config.n3, relation_weight=config.relation_prediction,
+        module = OneVsAllLitModule(n3=config.n3, relation_prediction=config.relation_prediction,
                                    label_smoothing=config.label_smoothing, **module_kwargs)
     elif config.training_loop == "slcwa":
         module = SLCWALitModule(negative_sampler="basic",

@@ -131,7 +131,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 loss_kwargs=config.loss_kwargs or None,
                 # 1-vs-all: the labels of each batch built on the device, not the host (lcwa.py)
                 training_loop=loops.get(config.training_loop, config.training_loop),
-                training_loop_kwargs=({"n3": config.n3, "relation_weight": config.relation_prediction}
+                training_loop_kwargs=({"n3": config.n3, "relation_prediction": config.relation_prediction}
                                       if config.training_loop == "1vsall" else None),
                 negative_sampler="basic" if slcwa else None,
                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,

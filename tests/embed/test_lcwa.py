@@ -88,7 +88,7 @@ def test_relation_prediction_adds_cross_entropy_of_each_rows_relation(nations):
     # head and tail; ComplEx's score of (h, r, t) is Re(sum h * r * conj(t)), computed here by hand
     model = ComplEx(triples_factory=nations, embedding_dim=8, loss=CrossEntropyLoss(), regularizer=None,
                     random_seed=0)
-    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, relation_weight=0.25,
+    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, relation_prediction=0.25,
                                 optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
     loader = loop._create_training_data_loader(nations, None, batch_size=32, shuffle=True, drop_last=False)
     batch = next(iter(loader))
