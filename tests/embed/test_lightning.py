@@ -34,7 +34,7 @@ def test_two_processes_train_one_model_on_the_cpu(embedded):
     assert any(not torch.allclose(trained[k], v) for k, v in fresh.state_dict().items())
 
 
-def test_two_processes_train_complex_n3_one_vs_all(embedded):
+def test_two_processes_train_complex_n3_one_vs_all_with_relation_prediction(embedded):
     from dataclasses import replace
 
     from pykeen.triples.instances import LCWAInstances
@@ -44,7 +44,7 @@ def test_two_processes_train_complex_n3_one_vs_all(embedded):
 
     out, _ = embedded
     graph = read_graph(out)
-    config = replace(PRESETS["complexn3"], embedding_dim=8, batch_size=16)
+    config = replace(PRESETS["complexn3"], embedding_dim=8, batch_size=16, relation_prediction=0.1)
     training, _ = split_triples(graph.triples, config, seed=0)
     triples = one_vs_all_triples(LCWAInstances.from_triples_factory(training))
     assert len(triples) == 2 * training.num_triples  # every fact once in each direction
