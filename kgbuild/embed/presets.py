@@ -35,6 +35,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def check(self) -> None:
+        """Refuse settings that the training loop would ignore."""
+        if (self.n3 or self.relation_prediction) and self.training_loop != "1vsall":
+            raise ConfigError(f"n3 and relation_prediction apply to 1-vs-all training, not {self.training_loop!r}",
+                              hint="add --set training_loop=1vsall, or use --model complex-n3")
+
 
 # Per-model settings, for `--model M` on graphs of any size. LCWA with cross-entropy over all
 # entities and inverse triples trains fastest to the best MRR for the bilinear models; RotatE
@@ -178,4 +184,5 @@ def with_settings(config: TrainConfig, settings: list[str] | None) -> TrainConfi
             config = replace(config, **{field_name: {**getattr(config, field_name), sub: value}})
         else:
             config = replace(config, **{field_name: value})
+    config.check()
     return config

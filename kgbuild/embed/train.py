@@ -74,6 +74,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from kgbuild.device import resolve_device
     from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop
 
+    config.check()
     torch_device = resolve_device(device)
     loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop}  # kgbuild's; others PyKEEN's
     quiet_pykeen_logs()

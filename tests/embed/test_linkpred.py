@@ -158,3 +158,7 @@ def test_settings_change_fields_and_model_arguments_and_reject_unknown_keys():
         with_settings(base, ["embedding_dims=64"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         with_settings(base, ["embedding_dim"])
+    # settings that only 1-vs-all training reads are refused elsewhere, not ignored
+    with pytest.raises(ConfigError, match="1-vs-all"):
+        with_settings(base, ["training_loop=lcwa"])
+    assert with_settings(base, ["training_loop=lcwa", "n3=0"]).training_loop == "lcwa"
