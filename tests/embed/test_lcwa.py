@@ -60,14 +60,19 @@ def test_one_vs_all_rows_are_the_training_triples_and_their_inverses(nations):
     assert {tuple(x) for x in rows.tolist()} == expected
 
 
-def test_one_vs_all_loss_is_cross_entropy_of_each_triples_tail_plus_n3(nations):
-    # ComplEx: N3 takes the modulus of each complex entry
+def _complex_one_vs_all_batch(nations, **loop_kwargs):
+    """A ComplEx model's 1-vs-all loop on Nations with `loop_kwargs`, and its first batch of 32 rows."""
     model = ComplEx(triples_factory=nations, embedding_dim=8, loss=CrossEntropyLoss(), regularizer=None,
                     random_seed=0)
-    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, n3=0.05,
-                                optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
+    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations,
+                                optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1), **loop_kwargs)
     loader = loop._create_training_data_loader(nations, None, batch_size=32, shuffle=True, drop_last=False)
-    batch = next(iter(loader))
+    return loop, next(iter(loader))
+
+
+def test_one_vs_all_loss_is_cross_entropy_of_each_triples_tail_plus_n3(nations):
+    # ComplEx: N3 takes the modulus of each complex entry
+    loop, batch = _complex_one_vs_all_batch(nations, n3=0.05)
     loss = loop._process_batch(batch, 0, 32).detach()
     pairs = loop._triples[batch["triples"], :2]
     tails = loop._triples[batch["triples"], 2]
@@ -86,12 +91,8 @@ def test_one_vs_all_loss_is_cross_entropy_of_each_triples_tail_plus_n3(nations):
 def test_relation_prediction_adds_cross_entropy_of_each_rows_relation(nations):
     # Chen et al. 2021: each row also predicts its relation (among all, inverses included) from its
     # head and tail; ComplEx's score of (h, r, t) is Re(sum h * r * conj(t)), computed here by hand
-    model = ComplEx(triples_factory=nations, embedding_dim=8, loss=CrossEntropyLoss(), regularizer=None,
-                    random_seed=0)
-    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, relation_prediction=0.25,
-                                optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
-    loader = loop._create_training_data_loader(nations, None, batch_size=32, shuffle=True, drop_last=False)
-    batch = next(iter(loader))
+    loop, batch = _complex_one_vs_all_batch(nations, relation_prediction=0.25)
+    model = loop.model
     loss = loop._process_batch(batch, 0, 32).detach()
     rows = loop._triples[batch["triples"]]
     h = model.entity_representations[0](indices=rows[:, 0])
