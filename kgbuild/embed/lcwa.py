@@ -156,8 +156,8 @@ def one_vs_all_loss(model: Any, loss: Any, predictions: torch.Tensor, pairs: tor
 def score_relations(model: Any, heads: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
     """Scores (batch x relations) of every relation between each head and tail. ComplEx and
     DistMult as one matrix product ((h * conj(t)) against every relation vector); other models
-    through PyKEEN's `score_r`, whose three-way einsum over (batch, relations, dimension) took 5 s
-    a batch of 1,000 at 200 complex dimensions and 474 relations on the CPU, against 0.17 s."""
+    through PyKEEN's `score_r`, whose three-way einsum builds a batch x relations x dimension
+    tensor (FB15k-237: 1,000 x 474 x 200 complex numbers a batch) and was many times slower."""
     from pykeen.nn.modules import ComplExInteraction, DistMultInteraction
 
     interaction = getattr(model, "interaction", None)
@@ -165,10 +165,8 @@ def score_relations(model: Any, heads: torch.Tensor, tails: torch.Tensor) -> tor
         return model.score_r(torch.stack([heads, tails], dim=1))
     entities = model.entity_representations[0]
     h, t = entities(indices=heads), entities(indices=tails)
-    relations = model.relation_representations[0](indices=None)
-    if isinstance(interaction, ComplExInteraction):
-        return torch.real((h * t.conj()) @ relations.T)
-    return (h * t) @ relations.T
+    # DistMult's vectors are real: conj and real change nothing there
+    return torch.real((h * t.conj()) @ model.relation_representations[0](indices=None).T)
 
 
 def n3_norm(model: Any, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
