@@ -603,18 +603,20 @@ def eval_speed_neural(
     repeat: int = typer.Option(1, "--repeat", min=1, help="run the texts this many times (more work per measurement)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="write a cProfile of the timed run here (python -m pstats FILE)"),
+    processes: int = typer.Option(1, "--processes", min=1, help="also run this many processes, each with its own copy of the model on the device, and give the speed-up over one"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Sentences per second of a trained joint model (entities and relations), the time of each stage
     (tokenisation, batch building, transfer, the model alone, the rest) and the one that bounds it;
-    GPU memory on CUDA."""
+    GPU memory on CUDA. With --processes N: one process, then N sharing the device, and the ratio
+    (--threads is then per process)."""
     from kgbuild.neural.train import format_speed, measure_speed
 
-    if threads:
+    if threads and processes == 1:
         import torch
         torch.set_num_threads(threads)
     _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat,
-                        profile=profile), as_json, format_speed)
+                        profile=profile, processes=processes, threads=threads), as_json, format_speed)
 
 
 @app.command()

@@ -345,7 +345,8 @@ STAGES = ("tokenisation", "batch building", "transfer", "model", "rest")
 
 def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
                   batch_size: int = 64, limit: int | None = None, repeat: int = 1,
-                  profile: str | Path | None = None) -> dict[str, Any]:
+                  profile: str | Path | None = None, processes: int = 1,
+                  threads: int | None = None) -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
     texts, after a warm-up pass, and where that time goes, stage by stage, each timed on its own:
     tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
@@ -355,13 +356,26 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     thread while the current batch runs, so batch building hides behind the model where the device is
     slower than the host, and the rest is what is left after taking all of it off.
     On CUDA also the peak GPU memory. `profile`: a file for a cProfile of the timed predict (read it
-    with `python -m pstats FILE`), to see which Python functions the rest is made of."""
+    with `python -m pstats FILE`), to see which Python functions the rest is made of.
+
+    `processes` > 1: instead, one process and then that many, each with its own copy of the model
+    on the device, share out the texts (kgbuild.neural.processes); `threads` per process."""
     import torch
 
-    model = JointExtractor.load(model_dir, device)
     examples = read_examples(data, fmt)[:limit]
     texts = [e.text for e in examples] * repeat
     words = [e.words for e in examples] * repeat
+    if processes > 1:
+        from kgbuild.device import resolve_device
+        from kgbuild.neural.processes import measure_speed_processes
+
+        if profile is not None:
+            raise KgbuildError("--profile times one process", hint="leave out --processes or --profile")
+        warm = ([e.text for e in examples], [e.words for e in examples])
+        return {"model": str(model_dir), "sentences": len(texts), "batch_size": batch_size,
+                "device": str(resolve_device(device)),
+                **measure_speed_processes(model_dir, texts, words, warm, device, batch_size, processes, threads)}
+    model = JointExtractor.load(model_dir, device)
     # warm-up over every distinct text: one-time costs (CUDA kernels loaded on first use, the
     # allocators growing) stay out of the timing
     model.predict(texts[: len(examples)], words[: len(examples)], batch_size=batch_size)
@@ -434,6 +448,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
 
 
 def format_speed(result: dict[str, Any]) -> str:
+    if "speedup" in result:
+        return _format_speed_processes(result)
     mem = f", peak GPU memory {result['gpu_memory_mb']} MB on {result['gpu']}" if "gpu_memory_mb" in result else ""
     return (f"{result['sentences_per_second']:,.1f} sentences/s ({result['sentences']} sentences, "
             f"{result['subword_tokens']:,} subword tokens, batch {result['batch_size']}, {result['precision']}, "
@@ -443,3 +459,14 @@ def format_speed(result: dict[str, Any]) -> str:
             f"rest {result['rest_seconds']:.3f}s; model alone {result['model_sentences_per_second']:,.1f} sentences/s, "
             f"inputs alone {result['host_sentences_per_second']:,.1f} sentences/s; bound by {result['bound']}"
             + (f"\nprofile of predict: {result['profile']} (python -m pstats)" if result.get("profile") else ""))
+
+
+def _format_speed_processes(result: dict[str, Any]) -> str:
+    def line(run: dict[str, Any]) -> str:
+        mem = f", peak GPU memory {run['gpu_memory_mb']:,.0f} MB in all" if "gpu_memory_mb" in run else ""
+        return (f"{run['processes']} process{'es' if run['processes'] > 1 else ''} x {run['threads']} threads: "
+                f"{run['sentences_per_second']:,.1f} sentences/s ({run['seconds']}s; {run['entities']} entities, "
+                f"{run['relations']} relations){mem}")
+
+    return (f"{result['sentences']} sentences, batch {result['batch_size']}, {result['device']}\n"
+            f"{line(result['one_process'])}\n{line(result['processes'])}\nspeed-up {result['speedup']}x")

@@ -24,3 +24,40 @@ def test_speed_can_profile_the_timed_run(tiny_model, tiny_data, tmp_path):
     functions = {name for (_, _, name) in pstats.Stats(result["profile"]).stats}
     assert "predict" in functions and "_predict_batch" in functions
     assert format_speed(result).splitlines()[-1] == f"profile of predict: {result['profile']} (python -m pstats)"
+
+
+def test_processes_share_the_texts_and_find_what_one_process_finds(tiny_model, tiny_data):
+    from kgbuild.neural.joint import JointExtractor
+    from kgbuild.neural.formats import read_examples
+
+    result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2, repeat=3, processes=2,
+                           threads=1)
+    one, two = result["one_process"], result["processes"]
+    assert result["sentences"] == 12 and (one["processes"], two["processes"]) == (1, 2)
+    assert len(one["process_seconds"]) == 1 and len(two["process_seconds"]) == 2
+    assert result["speedup"] == round(two["sentences_per_second"] / one["sentences_per_second"], 2)
+    # the work was divided, not changed: both runs find what predict finds in this process
+    examples = read_examples(tiny_data, "conll04") * 3
+    found = JointExtractor.load(tiny_model[0], "cpu").predict([e.text for e in examples], [e.words for e in examples])
+    expected = (sum(len(p.entities) for p in found), sum(len(p.relations) for p in found))
+    assert expected[0] > 0
+    assert (one["entities"], one["relations"]) == expected == (two["entities"], two["relations"])
+    lines = format_speed(result).splitlines()
+    assert lines[1].startswith("1 process x 1 threads") and lines[2].startswith("2 processes x 1 threads")
+    assert lines[-1] == f"speed-up {result['speedup']}x"
+
+
+def test_processes_and_profile_do_not_mix(tiny_model, tiny_data, tmp_path):
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+
+    with pytest.raises(KgbuildError, match="--profile"):
+        measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", processes=2, profile=tmp_path / "p.prof")
+
+
+def test_shards_cover_the_texts_in_order():
+    from kgbuild.neural.processes import shards
+
+    assert shards(7, 3) == [(0, 3), (3, 5), (5, 7)]
+    assert shards(2, 3) == [(0, 1), (1, 2), (2, 2)]
