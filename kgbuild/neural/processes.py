@@ -31,18 +31,19 @@ def shards(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: list, warm: tuple[list, list],
-            batch_size: int, threads: int, barrier: Any, results: Any) -> None:
-    """Load the model, warm it up, wait for every worker, predict this worker's texts and report
-    (rank, seconds, entities found, relations found, peak GPU MB or None, error or None)."""
+def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: list, batch_size: int, threads: int,
+            barrier: Any, results: Any) -> None:
+    """Load the model, predict this worker's texts once untimed (as `measure_speed` warms up), wait
+    for every worker, predict them again, timed, and report (rank, seconds, entities found,
+    relations found, peak GPU MB or None, error or None)."""
+    import torch
+
+    from kgbuild.neural.joint import JointExtractor
+
     try:
-        import torch
-
-        from kgbuild.neural.joint import JointExtractor
-
         torch.set_num_threads(threads)
         model = JointExtractor.load(model_dir, device)
-        model.predict(*warm, batch_size=batch_size)
+        model.predict(texts, words, batch_size=batch_size)
         cuda = model.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize()
@@ -52,18 +53,22 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
         results.put((rank, 0.0, 0, 0, None, f"{type(err).__name__}: {err}"))
         return
     barrier.wait(_TIMEOUT)
-    t0 = time.perf_counter()
-    found = model.predict(texts, words, batch_size=batch_size)
-    if cuda:
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        found = model.predict(texts, words, batch_size=batch_size)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    except Exception as err:
+        results.put((rank, 0.0, 0, 0, None, f"{type(err).__name__}: {err}"))
+        return
     memory = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
     results.put((rank, seconds, sum(len(p.entities) for p in found), sum(len(p.relations) for p in found),
                  memory, None))
 
 
-def run_processes(model_dir: str | Path, texts: list[str], words: list, warm: tuple[list, list], device: str,
-                  batch_size: int, processes: int, threads: int) -> dict[str, Any]:
+def run_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
+                  processes: int, threads: int) -> dict[str, Any]:
     """Predict `texts` split over `processes` spawned processes that share `device`, timed from the
     moment all of them have loaded and warmed up to the moment the last one is done."""
     import torch.multiprocessing as mp
@@ -71,8 +76,8 @@ def run_processes(model_dir: str | Path, texts: list[str], words: list, warm: tu
     ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
     barrier = ctx.Barrier(processes + 1)
     results = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(rank, str(model_dir), device, texts[a:b], words[a:b], warm,
-                                                 batch_size, threads, barrier, results), daemon=True)
+    workers = [ctx.Process(target=_worker, daemon=True, args=(rank, str(model_dir), device, texts[a:b], words[a:b],
+                                                              batch_size, threads, barrier, results))
                for rank, (a, b) in enumerate(shards(len(texts), processes))]
     for w in workers:
         w.start()
@@ -117,15 +122,15 @@ def _first_error(results: Any) -> str:
         return "it stopped without a message"
 
 
-def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list, warm: tuple[list, list],
-                            device: str, batch_size: int, processes: int, threads: int | None = None) -> dict[str, Any]:
+def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
+                            processes: int, threads: int | None = None) -> dict[str, Any]:
     """Sentences per second of one process and of `processes` processes sharing the device, over
     the same texts in the same call, and the ratio; `threads`: torch threads per process (default:
     the machine's cores shared out). Each run counts the entities and relations it found: the texts
     are only divided among the processes, so the counts agree (up to a borderline span whose score
     moves with a batch's padding in reduced precision)."""
     threads = threads or max(1, (os.cpu_count() or 1) // processes)
-    one = run_processes(model_dir, texts, words, warm, device, batch_size, 1, threads)
-    many = run_processes(model_dir, texts, words, warm, device, batch_size, processes, threads)
+    one = run_processes(model_dir, texts, words, device, batch_size, 1, threads)
+    many = run_processes(model_dir, texts, words, device, batch_size, processes, threads)
     return {"one_process": one, "processes": many,
             "speedup": round(many["sentences_per_second"] / one["sentences_per_second"], 2)}

@@ -8,8 +8,6 @@ def test_speed_says_where_the_time_goes(tiny_model, tiny_data):
                 "model_sentences_per_second", "host_sentences_per_second"):
         assert result[key] > 0, key
     assert result["transfer_seconds"] >= 0 and result["rest_seconds"] >= 0
-    # the model alone is faster than the whole of predict, of which it is a part
-    assert result["model_sentences_per_second"] > result["sentences_per_second"]
     assert result["bound"] in STAGES
     first, stages = format_speed(result).splitlines()
     assert first.startswith(f"{result['sentences_per_second']:,.1f} sentences/s")
