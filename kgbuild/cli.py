@@ -612,9 +612,6 @@ def eval_speed_neural(
     (--threads is then per process)."""
     from kgbuild.neural.train import format_speed, measure_speed
 
-    if threads and processes == 1:
-        import torch
-        torch.set_num_threads(threads)
     _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat,
                         profile=profile, processes=processes, threads=threads), as_json, format_speed)
 

@@ -132,5 +132,5 @@ def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list
     threads = threads or max(1, (os.cpu_count() or 1) // processes)
     one = run_processes(model_dir, texts, words, device, batch_size, 1, threads)
     many = run_processes(model_dir, texts, words, device, batch_size, processes, threads)
-    return {"one_process": one, "processes": many,
+    return {"one_process": one, "n_processes": many,
             "speedup": round(many["sentences_per_second"] / one["sentences_per_second"], 2)}

@@ -348,8 +348,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
                   profile: str | Path | None = None, processes: int = 1,
                   threads: int | None = None) -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
-    texts, after an untimed pass over the same texts, and where that time goes, stage by stage, each timed on its own:
-    tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
+    texts, after an untimed pass over the same texts, and where that time goes, stage by stage,
+    each timed on its own: tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
     the model alone (encoder, span and pair heads over batches already on the device), and the rest
     of predict (decoding spans and pairs, turning them into each text's Prediction, waiting on the
     device); `bound` names the costliest stage. predict builds the next batch's tensors in a background
@@ -359,7 +359,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     with `python -m pstats FILE`), to see which Python functions the rest is made of.
 
     `processes` > 1: instead, one process and then that many, each with its own copy of the model
-    on the device, share out the texts (kgbuild.neural.processes); `threads` per process."""
+    on the device, share out the texts (kgbuild.neural.processes). `threads`: torch's CPU threads
+    (per process with `processes`)."""
     import torch
 
     examples = read_examples(data, fmt)[:limit]
@@ -374,6 +375,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
         return {"model": str(model_dir), "sentences": len(texts), "batch_size": batch_size,
                 "device": str(resolve_device(device)),
                 **measure_speed_processes(model_dir, texts, words, device, batch_size, processes, threads)}
+    if threads:
+        torch.set_num_threads(threads)
     model = JointExtractor.load(model_dir, device)
     # an untimed pass over the same texts first: the timed one then meets no batch shape for the
     # first time, so one-time costs (CUDA kernels loaded on first use, the caching allocator growing
@@ -469,4 +472,4 @@ def _format_speed_processes(result: dict[str, Any]) -> str:
                 f"{run['relations']} relations){mem}")
 
     return (f"{result['sentences']} sentences, batch {result['batch_size']}, {result['device']}\n"
-            f"{line(result['one_process'])}\n{line(result['processes'])}\nspeed-up {result['speedup']}x")
+            f"{line(result['one_process'])}\n{line(result['n_processes'])}\nspeed-up {result['speedup']}x")

@@ -30,7 +30,7 @@ def test_processes_share_the_texts_and_find_what_one_process_finds(tiny_model, t
 
     result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2, repeat=3, processes=2,
                            threads=1)
-    one, two = result["one_process"], result["processes"]
+    one, two = result["one_process"], result["n_processes"]
     assert result["sentences"] == 12 and (one["processes"], two["processes"]) == (1, 2)
     assert len(one["process_seconds"]) == 1 and len(two["process_seconds"]) == 2
     assert result["speedup"] == round(two["sentences_per_second"] / one["sentences_per_second"], 2)
