@@ -50,7 +50,7 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
             torch.cuda.reset_peak_memory_stats()
     except Exception as err:  # the others must not wait at the barrier for a worker that is gone
         barrier.abort()
-        results.put((rank, 0.0, 0, 0, None, f"{type(err).__name__}: {err}"))
+        results.put(_failed(rank, err))
         return
     barrier.wait(_TIMEOUT)
     try:
@@ -60,11 +60,16 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
     except Exception as err:
-        results.put((rank, 0.0, 0, 0, None, f"{type(err).__name__}: {err}"))
+        results.put(_failed(rank, err))
         return
     memory = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
     results.put((rank, seconds, sum(len(p.entities) for p in found), sum(len(p.relations) for p in found),
                  memory, None))
+
+
+def _failed(rank: int, err: Exception) -> tuple:
+    """A worker's report of an error, in the shape of its result."""
+    return (rank, 0.0, 0, 0, None, f"{type(err).__name__}: {err}")
 
 
 def run_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
