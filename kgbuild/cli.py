@@ -592,6 +592,19 @@ for _task in ("ner", "re"):
     eval_app.command(_task)(_extraction_evaluator(_task))
 
 
+@train_app.command("ensemble")
+def train_ensemble(
+    models: list[Path] = typer.Argument(..., help="two or more model folders written by `kgbuild train re|ner`"),
+    out: Path = typer.Option(..., "--out", "-o", help="ensemble folder to write (it names the members, relative to itself)"),
+) -> None:
+    """Combine trained models (same labels and tokenizer, e.g. other seeds) into one folder that
+    averages their probabilities; use it wherever a model folder goes."""
+    from kgbuild.neural.joint import write_ensemble
+
+    marker = write_ensemble(models, out)
+    typer.echo(f"ensemble of {len(marker['members'])} models -> {out}")
+
+
 @eval_app.command("speed-neural")
 def eval_speed_neural(
     model: Path = typer.Option(..., "--model", "-m", help="model folder written by `kgbuild train`"),

@@ -20,12 +20,19 @@ from whichever window scores it highest.
 
 A trained model is a folder (MODEL_DIR): `encoder/` (weights and tokenizer, Hugging Face format),
 `heads.pt`, `labels.json`, `training_config.json`, `dev_scores.json`, `learning_curve.png` and
-`kgbuild_model.json`, the marker that tells a kgbuild model folder from a hub checkpoint."""
+`kgbuild_model.json`, the marker that tells a kgbuild model folder from a hub checkpoint.
+
+An ensemble folder (`kgbuild train ensemble`) holds only that marker, naming member folders
+trained with the same tokenizer and labels (other seeds, other encoders of one vocabulary). It
+loads and predicts as one model: every member reads the same windows, the members' span type
+probabilities are averaged before the spans are decoded, and each member scores the pairs of
+those spans with its own encoder states before their relation probabilities are averaged."""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -76,6 +83,27 @@ def kgbuild_type(label: str) -> str:
 
 def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / MARKER).is_file()
+
+
+ENSEMBLE_KIND = "kgbuild-ensemble"
+
+
+def write_ensemble(members: list[str | Path], out: str | Path) -> dict[str, Any]:
+    """Write an ensemble folder `out` over trained model folders (checked by loading them on the
+    CPU, as `JointExtractor.load` will); member paths are stored relative to `out`, so the folders
+    can move together. Returns the marker written."""
+    out = Path(out)
+    if len(members) < 2:
+        raise ModelLoadError("an ensemble needs two or more model folders", hint="name each folder written by "
+                             "`kgbuild train re|ner` after `kgbuild train ensemble`")
+    out.mkdir(parents=True, exist_ok=True)
+    JointExtractor.load_members([Path(m) for m in members], "cpu", str(out))  # raises when they do not fit
+    marker = {"kind": ENSEMBLE_KIND, "format": 1,
+              "members": [os.path.relpath(Path(m).resolve(), out.resolve()) for m in members]}
+    tmp = out / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=2))
+    tmp.replace(out / MARKER)
+    return marker
 
 
 @dataclass
@@ -375,8 +403,9 @@ class JointExtractor:
     """A trained joint model on a device, ready to predict on raw texts."""
 
     def __init__(self, net: Any, tokenizer: Any, labels: Labels, config: dict[str, Any], device: Any,
-                 source: str = "") -> None:
+                 source: str = "", members: tuple = ()) -> None:
         self.net, self.tokenizer, self.labels, self.config, self.device = net, tokenizer, labels, config, device
+        self.nets = [net, *members]  # more than one: an ensemble, whose probabilities are averaged
         self.max_width = int(config.get("max_width", 10))
         self.max_length = int(config.get("max_length", 256))
         self.source = source
@@ -392,6 +421,9 @@ class JointExtractor:
             raise ModelLoadError(f"{path} is not a model folder written by kgbuild train",
                                  hint=f"it has no {MARKER}; train one with `kgbuild train re ...`")
         device = device if device is not None and not isinstance(device, str) else resolve_device(device or "auto")
+        marker = json.loads((path / MARKER).read_text())
+        if marker.get("kind") == ENSEMBLE_KIND:
+            return cls.load_members([path / m for m in marker.get("members", [])], device, str(path))
         config = json.loads((path / "training_config.json").read_text())
         labels = Labels.load(path / "labels.json")
         tokenizer, encoder = load_pretrained(path / "encoder", "the folder is incomplete; train it again")
@@ -403,6 +435,34 @@ class JointExtractor:
             raise ModelLoadError(f"{path}/heads.pt does not fit its labels.json", hint="train the model again")
         net.eval().to(device)
         return cls(net, tokenizer, labels, config, device, str(path))
+
+    @classmethod
+    def load_members(cls, paths: list[Path], device: Any, source: str) -> "JointExtractor":
+        """One model over several trained folders (an ensemble): they must share the tokenizer's
+        vocabulary, the labels and the span width, so that their outputs line up row for row."""
+        from kgbuild.device import resolve_device
+
+        device = device if device is not None and not isinstance(device, str) else resolve_device(device or "auto")
+        models = []
+        for p in paths:
+            if not is_model_dir(p) or json.loads((p / MARKER).read_text()).get("kind") == ENSEMBLE_KIND:
+                raise ModelLoadError(f"ensemble member {p} is not a model folder written by kgbuild train",
+                                     hint="name folders written by `kgbuild train re|ner`, not hub names or ensembles")
+            models.append(cls.load(p, device))
+        if len(models) < 2:
+            raise ModelLoadError(f"{source} names fewer than two members", hint="write it again with "
+                                 "`kgbuild train ensemble MODEL_DIR MODEL_DIR ... -o OUT`")
+        first = models[0]
+        for p, m in zip(paths[1:], models[1:]):
+            what = ("labels" if (m.labels.entities, m.labels.relations) != (first.labels.entities, first.labels.relations)
+                    else "tokenizer vocabulary" if m.tokenizer.get_vocab() != first.tokenizer.get_vocab()
+                    else "span width and window" if (m.max_width, m.max_length) != (first.max_width, first.max_length)
+                    else "")
+            if what:
+                raise ModelLoadError(f"ensemble member {p} does not fit {paths[0]}: their {what} differ",
+                                     hint="ensemble models trained on the same data with encoders of one vocabulary")
+        return cls(first.net, first.tokenizer, first.labels, first.config, device, source,
+                   tuple(m.net for m in models[1:]))
 
     def save(self, path: str | Path) -> None:
         import torch
@@ -484,7 +544,8 @@ class JointExtractor:
 
         words = words if words is not None else [split_words(t) for t in texts]
         found: list[Decoded] = []
-        self.net.eval()
+        for net in self.nets:
+            net.eval()
         with torch.inference_mode(), self.autocast():
             for batch, host in self.prefetched(self.batches(self.windows(texts, words), batch_size)):
                 decoded, _ = self._predict_batch(batch, host, threshold, relations)
@@ -510,17 +571,27 @@ class JointExtractor:
                 yield batch, host
 
     def forward_spans(self, ids, mask, case, spans):
-        """Encoder and span head over device tensors: hidden states, prefix sums, span vectors, type logits."""
-        hidden, sums = self.net.encode(ids, mask, case)
-        reps, logits = self.net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4],
-                                      spans[:, 5].clamp(max=self.max_width))
-        return hidden, sums, reps, logits
+        """Encoder and span head over device tensors: each member's (hidden states, prefix sums,
+        span vectors), and the type probabilities of the spans (averaged over the members)."""
+        states, probs = [], None
+        for net in self.nets:
+            hidden, sums = net.encode(ids, mask, case)
+            reps, logits = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4],
+                                     spans[:, 5].clamp(max=self.max_width))
+            states.append((hidden, sums, reps))
+            p = logits.float().softmax(-1)
+            probs = p if probs is None else probs + p
+        return states, probs / len(self.nets) if len(self.nets) > 1 else probs
 
-    def forward_pairs(self, hidden, sums, reps, pairs):
-        """Relation logits of pair rows (window, head row, tail row, their subword bounds, their types)."""
-        p = pairs
-        return self.net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
-                              p[:, 7], p[:, 8])
+    def forward_pairs(self, states, pairs):
+        """Relation probabilities of pair rows (window, head row, tail row, their subword bounds,
+        their types), averaged over the members (`states`: from forward_spans)."""
+        p, probs = pairs, None
+        for net, (hidden, sums, reps) in zip(self.nets, states):
+            q = net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
+                          p[:, 7], p[:, 8]).float().softmax(-1)
+            probs = q if probs is None else probs + q
+        return probs / len(self.nets) if len(self.nets) > 1 else probs
 
     def _predict_batch(self, batch: list[Window], host: tuple | None = None, threshold: float = 0.5,
                        relations: bool = True) -> tuple["Decoded | None", tuple | None]:
@@ -533,13 +604,13 @@ class JointExtractor:
         if len(spans) == 0:
             return None, None
         inputs = self.to_device(ids, mask, case, spans)
-        hidden, sums, reps, logits = self.forward_spans(*inputs)
-        decoded, pairs = decode_spans(batch, spans.numpy(), *_best_labels(logits),
+        states, probs = self.forward_spans(*inputs)
+        decoded, pairs = decode_spans(batch, spans.numpy(), *_best_labels(probs),
                                       pairs=relations and bool(self.labels.relations))
         if pairs is None:
             return decoded, (*inputs, None)
         (p,) = self.to_device(torch.from_numpy(pairs))
-        decode_relations(decoded, *_best_labels(self.forward_pairs(hidden, sums, reps, p)), threshold)
+        decode_relations(decoded, *_best_labels(self.forward_pairs(states, p)), threshold)
         return decoded, (*inputs, p)
 
 
@@ -561,13 +632,13 @@ class Decoded:
     relation_scores: Any = None  # float32, one per relation row
 
 
-def _best_labels(logits: Any) -> tuple[Any, Any]:
-    """Host arrays of each row's best softmax probability and its label (0: none), in one copy
-    from the device (labels are small integers, exact as floats)."""
+def _best_labels(probs: Any) -> tuple[Any, Any]:
+    """Host arrays of each row's best probability and its label (0: none), in one copy from the
+    device (labels are small integers, exact as floats)."""
     import numpy as np
     import torch
 
-    score, label = logits.float().softmax(-1).max(-1)
+    score, label = probs.max(-1)
     if score.device.type == "cpu":
         return score.numpy(), label.numpy()
     top = torch.stack([score, label.float()]).cpu().numpy()

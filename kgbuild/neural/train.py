@@ -423,9 +423,9 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
         inputs = [x for x in inputs if x is not None]
         t0 = clock()
         for ids, mask, case, spans, pairs in inputs:
-            hidden, sums, reps, _ = model.forward_spans(ids, mask, case, spans)
+            states, _ = model.forward_spans(ids, mask, case, spans)
             if pairs is not None:
-                model.forward_pairs(hidden, sums, reps, pairs)
+                model.forward_pairs(states, pairs)
         model_seconds = clock() - t0
     rest = max(0.0, seconds - tokenise - batch_seconds - transfer - model_seconds)
     stages = dict(zip(STAGES, (tokenise, batch_seconds, transfer, model_seconds, rest)))

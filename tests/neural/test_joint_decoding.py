@@ -83,8 +83,8 @@ def reference_predict(model, texts, batch_size, threshold):
         ids, mask, case, spans = model.tensors(batch)
         if len(spans) == 0:
             continue
-        hidden, sums, reps, logits = model.forward_spans(ids, mask, case, spans)
-        score, label = logits.softmax(-1).max(-1)
+        states, probs = model.forward_spans(ids, mask, case, spans)
+        score, label = probs.max(-1)
         rows = spans.tolist()
         keep = [k for k in range(len(rows)) if label[k] > 0]
         order = greedy([rows[k][0] for k in keep], [rows[k][1] for k in keep], [rows[k][2] for k in keep],
@@ -101,7 +101,7 @@ def reference_predict(model, texts, batch_size, threshold):
             continue
         p = torch.tensor([[rows[x][0], x, y, rows[x][3], rows[x][4], rows[y][3], rows[y][4], label[x], label[y]]
                           for x, y in pairs])
-        rscore, rlabel = model.forward_pairs(hidden, sums, reps, p).softmax(-1).max(-1)
+        rscore, rlabel = model.forward_pairs(states, p).max(-1)
         for (x, y), sc, lab in zip(pairs, rscore.tolist(), rlabel.tolist()):
             if lab > 0 and sc >= threshold:
                 win, ws = batch[rows[x][0]], words[batch[rows[x][0]].text]
