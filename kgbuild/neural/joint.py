@@ -96,8 +96,8 @@ def write_ensemble(members: list[str | Path], out: str | Path) -> dict[str, Any]
     if len(members) < 2:
         raise ModelLoadError("an ensemble needs two or more model folders", hint="name each folder written by "
                              "`kgbuild train re|ner` after `kgbuild train ensemble`")
-    out.mkdir(parents=True, exist_ok=True)
     JointExtractor.load_members([Path(m) for m in members], "cpu", str(out))  # raises when they do not fit
+    out.mkdir(parents=True, exist_ok=True)
     marker = {"kind": ENSEMBLE_KIND, "format": 1,
               "members": [os.path.relpath(Path(m).resolve(), out.resolve()) for m in members]}
     tmp = out / (MARKER + ".tmp")

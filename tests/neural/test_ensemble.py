@@ -78,7 +78,7 @@ def test_members_that_do_not_fit_are_refused_with_the_reason(tmp_path, tiny_mode
         write_ensemble([tiny_model[0]], tmp_path / "one")
     with pytest.raises(ModelLoadError, match="not a model folder"):
         write_ensemble([tiny_model[0], tmp_path], tmp_path / "bad")
-    assert not (tmp_path / "ens" / "kgbuild_model.json").exists()
+    assert not (tmp_path / "ens").exists()
 
 
 def test_cli_writes_an_ensemble_that_eval_scores(tmp_path, tiny_model, second_model, tiny_data):
