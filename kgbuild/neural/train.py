@@ -3,8 +3,8 @@
 
 Training batches windows of similar length together (little padding), uses mixed precision on a
 GPU (bf16 where the GPU has it, else fp16 with a gradient scaler), scores the dev set after every
-epoch and keeps the best epoch by dev F1 (relations for `re`, entities for `ner`), stopping early
-when it has not improved for `patience` epochs."""
+epoch and keeps the best epoch by dev F1 (`select`: relations by default for `re`, entities for
+`ner`, or the mean of both), stopping early when it has not improved for `patience` epochs."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_netw
                                   load_pretrained, lowercases, windows_of)
 
 TASKS = ("ner", "re")
+SELECTIONS = ("relations", "entities", "mean")  # dev F1 that picks the epoch kept (`train`)
 
 
 def resolve_base_model(name: str) -> str:
@@ -171,14 +172,18 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
           lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
-          dev_records: slice | None = None, case_features: bool | None = None) -> TrainResult:
+          dev_records: slice | None = None, case_features: bool | None = None,
+          select: str | None = None) -> TrainResult:
     """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
 
     `case_features` adds word-shape vectors to the encoder's inputs (joint.CASE_SHAPES); None
     turns them on when the tokenizer lowercases, as the packaged all-MiniLM-L6-v2 does.
 
     `train_records` / `dev_records` keep a range of each file's records (formats.read_examples),
-    so that one file can give both: they must not overlap when both name the same file."""
+    so that one file can give both: they must not overlap when both name the same file.
+
+    `select` is the dev F1 that picks the epoch kept: "relations" (the default of `re`),
+    "entities" (the only choice of `ner`) or "mean" (of the two, for `re`)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -186,6 +191,10 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
 
     if task not in TASKS:
         raise KgbuildError(f"unknown task {task!r}", hint="use ner or re")
+    select = select or ("relations" if task == "re" else "entities")
+    if select not in (SELECTIONS if task == "re" else ("entities",)):
+        raise KgbuildError(f"--select {select} does not fit `train {task}`",
+                           hint="use relations, entities or mean for re; entities for ner")
     if (train_records or dev_records) and Path(train_path).resolve() == Path(dev_path).resolve() \
             and ranges_overlap(train_records, dev_records):
         raise KgbuildError(f"the training and dev records of {train_path} overlap",
@@ -213,7 +222,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     net = build_network(encoder, len(labels.entities), len(labels.relations), max_width,
                         case_features=case_features).to(dev)
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
-              "case_features": bool(case_features),
+              "case_features": bool(case_features), "select": select,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
               "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}
@@ -228,7 +237,6 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
     scaler = torch.amp.GradScaler("cuda") if model.precision == "fp16" else None
 
-    metric = "relations" if task == "re" else "entities"
     history: list[dict[str, float]] = []
     best_f1, best_epoch, best_state, best_scores = (-1.0, -1.0), 0, None, {}
     t0 = time.perf_counter()
@@ -262,7 +270,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
                "entity_f1": scores["entities"]["micro"]["f1"], "relation_f1": scores["relations"]["micro"]["f1"],
                "seconds": round(time.perf_counter() - t0, 1)}
         history.append(row)
-        f1 = (scores[metric]["micro"]["f1"], scores["entities"]["micro"]["f1"])  # entities break ties (early epochs)
+        f1 = (selected_f1(scores, select), scores["entities"]["micro"]["f1"])  # entities break ties (early epochs)
         if f1 > best_f1:
             best_f1, best_epoch, best_scores = f1, epoch, scores
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
@@ -278,12 +286,12 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     result = TrainResult(str(out), task, base, str(dev), model.precision, len(train_ex), len(dev_ex), len(history),
                          best_epoch, round(time.perf_counter() - t0, 1), best_scores, history)
     (out / "dev_scores.json").write_text(json.dumps(asdict(result), indent=2))
-    plot_curves(history, out / "learning_curve.png", metric)
+    plot_curves(history, out / "learning_curve.png", task)
     return result
 
 
-def plot_curves(history: list[dict[str, float]], path: Path, metric: str) -> None:
-    """Training loss and dev F1 per epoch, side by side."""
+def plot_curves(history: list[dict[str, float]], path: Path, task: str) -> None:
+    """Training loss and dev F1 per epoch, side by side (relations too for `re`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -294,13 +302,20 @@ def plot_curves(history: list[dict[str, float]], path: Path, metric: str) -> Non
     a.plot(epochs, [h["loss"] for h in history], marker="o")
     a.set(xlabel="epoch", ylabel="training loss", title="loss")
     b.plot(epochs, [h["entity_f1"] for h in history], marker="o", label="entities")
-    if metric == "relations":
+    if task == "re":
         b.plot(epochs, [h["relation_f1"] for h in history], marker="o", label="relations (strict)")
     b.set(xlabel="epoch", ylabel="dev micro F1", title="dev F1")
     b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def selected_f1(scores: dict[str, Any], select: str) -> float:
+    """The dev F1 that `select` names (see `train`) of one epoch's scores."""
+    if select == "mean":
+        return (scores["entities"]["micro"]["f1"] + scores["relations"]["micro"]["f1"]) / 2
+    return scores[select]["micro"]["f1"]
 
 
 # -- evaluation --------------------------------------------------------------------------------

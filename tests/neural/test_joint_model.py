@@ -101,3 +101,21 @@ def test_case_features_can_be_turned_off(tmp_path, tiny_encoder, tiny_data):
     model = JointExtractor.load(out, "cpu")
     assert model.config["case_features"] is False and model.net.case is None
     assert "case.weight" not in torch.load(out / "heads.pt", weights_only=True)
+
+
+def test_select_picks_the_epoch_by_the_named_dev_f1(tmp_path, tiny_encoder, tiny_data):
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+
+    result = train(tiny_data, tiny_data, tmp_path / "mean", task="re", base_model=str(tiny_encoder), epochs=6,
+                   batch_size=4, lr=3e-3, head_lr=1e-2, patience=6, quiet=True, seed=0, threads=1, select="mean")
+    keys = [((r["entity_f1"] + r["relation_f1"]) / 2, r["entity_f1"]) for r in result.history]
+    assert result.best_epoch == keys.index(max(keys)) + 1
+    assert json.loads((tmp_path / "mean" / "training_config.json").read_text())["select"] == "mean"
+    with pytest.raises(KgbuildError, match="--select mean does not fit `train ner`"):
+        train(tiny_data, tiny_data, tmp_path / "x", task="ner", base_model=str(tiny_encoder), epochs=1, quiet=True,
+              select="mean")
+    with pytest.raises(KgbuildError, match="--select f1 does not fit"):
+        train(tiny_data, tiny_data, tmp_path / "x", task="re", base_model=str(tiny_encoder), epochs=1, quiet=True,
+              select="f1")
