@@ -28,10 +28,42 @@ def content_hash(text: str) -> str:
 
 
 def stages_hash(config: Any, versions: dict[str, str]) -> str:
-    """Hash of everything that changes what the cached stages produce."""
+    """Hash of everything that changes what the cached stages produce: their config, the package
+    versions, and the files of the local model folders they name (`model_digests`)."""
     blob = json.dumps({"format": FORMAT, "ner": asdict(config.ner), "relations": asdict(config.relations),
-                       "versions": versions}, sort_keys=True, default=str)
+                       "versions": versions, "models": model_digests(config)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# Files up to this size are hashed whole (a trained model's heads, configs, tokenizers); larger ones
+# (encoder weights) by size and modification time, which every rewrite changes.
+_HASHED_WHOLE = 32 << 20
+
+
+def model_digests(config: Any) -> dict[str, str]:
+    """A digest of every local folder that an option of the ner or relations stage names (a model
+    trained with `kgbuild train`, an ensemble with its members, a local checkpoint): a model trained
+    again into the same folder changes the results, so the cache must not serve the old ones."""
+    out = {}
+    for stage in (config.ner, config.relations):
+        for value in stage.options.values():
+            if isinstance(value, str) and value and Path(value).is_dir():
+                out[value] = folder_digest(Path(value))
+    return out
+
+
+def folder_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0".encode())
+        h.update(f.read_bytes() if st.st_size <= _HASHED_WHOLE else str(st.st_mtime_ns).encode())
+    marker = path / "kgbuild_model.json"  # an ensemble: its members' files too
+    if marker.is_file():
+        for member in json.loads(marker.read_text()).get("members", []):
+            if (path / member).is_dir():
+                h.update(folder_digest(path / member).encode())
+    return h.hexdigest()[:16]
 
 
 def pack(doc: Document) -> bytes:

@@ -113,3 +113,20 @@ def test_unknown_cross_sentence_backend_is_refused(tiny_model):
 
     with pytest.raises(ConfigError, match="cross_sentence"):
         build("relations", "transformers", {"model": str(tiny_model[0]), "cross_sentence": "rules"}, device="cpu")
+
+
+def test_a_model_trained_again_into_the_same_folder_is_not_served_from_the_cache(tmp_path, tiny_model):
+    import shutil
+
+    import torch
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model[0], model)
+    first, _ = _run(tmp_path, model, "transformers")
+    again, _ = _run(tmp_path, model, "transformers")
+    assert (first.reused, again.reused) == (0, 1)
+    heads = torch.load(model / "heads.pt", weights_only=True)  # as if trained again: other weights, same files
+    heads["span_head.4.bias"] += 1.0
+    torch.save(heads, model / "heads.pt")
+    retrained, _ = _run(tmp_path, model, "transformers")
+    assert retrained.reused == 0
