@@ -28,9 +28,18 @@ def require_model(stage: str, model: str) -> str:
     return str(model)
 
 
-@lru_cache(maxsize=4)
 def joint_model(path: str, device: str):
-    """The joint model in `path`, loaded once per process and device (both stages share it)."""
+    """The joint model in `path`, loaded once per process and device (both stages share it) and
+    again when the folder's files change (a model trained again into it)."""
+    from pathlib import Path
+
+    from kgbuild.cache import folder_digest
+
+    return _load_joint(path, device, folder_digest(Path(path)))
+
+
+@lru_cache(maxsize=4)
+def _load_joint(path: str, device: str, digest: str):
     from kgbuild.neural.joint import JointExtractor
 
     return JointExtractor.load(path, device)

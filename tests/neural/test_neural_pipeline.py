@@ -130,3 +130,9 @@ def test_a_model_trained_again_into_the_same_folder_is_not_served_from_the_cache
     torch.save(heads, model / "heads.pt")
     retrained, _ = _run(tmp_path, model, "transformers")
     assert retrained.reused == 0
+    # nor by the model loaded in this process before: the folder's files key the in-memory copy too
+    from kgbuild.neural.annotate import joint_model
+
+    loaded = joint_model(str(model), "cpu")
+    assert float(loaded.net.span_head[4].bias[0]) == float(heads["span_head.4.bias"][0])
+    assert joint_model(str(model), "cpu") is loaded
