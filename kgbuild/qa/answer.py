@@ -125,6 +125,7 @@ class Answerer:
         self.device = device
         self.store = store
         self.max_hops = max_hops
+        self.chain_score = "noisy-or"  # how an answer's chains combine: "noisy-or" or "max"
         self.embeddings = None
         if embeddings is not None:
             self.use_embeddings(embeddings)
@@ -225,28 +226,41 @@ class Answerer:
         inferred = np.zeros(1, dtype=bool)
         levels = []
         for hop in path:
-            children, child_scores, parents = index.expand(nodes, scores, hop)
+            # Every edge from the frontier: a child reached from several parents gets the
+            # noisy-or of its chains' confidences (`chain_score`), so an inferred answer that
+            # many chains support ranks above one that a single guess supports; its chain (the
+            # evidence shown) is its best one, a wholly stated chain first.
+            sub = index.adjacency[hop][nodes]
+            counts = np.diff(sub.indptr)
+            children = sub.indices.astype(np.int64)
+            parents = np.repeat(nodes, counts)
+            child_scores = np.repeat(scores, counts)
+            chain_inferred = np.repeat(inferred, counts)
             edge_inferred = np.zeros(len(children), dtype=bool)
             edge_scores = np.ones(len(children))
             how = [""] * len(children)
-            lacking = ~index.has_hop[nodes, hop]
+            # A node lacks this hop when it has no fact of it but the one back to the topic
+            # ("other films by the writer of X" when X is the writer's only film left).
+            back = np.bincount(np.repeat(np.arange(len(nodes)), counts)[children == topic], minlength=len(nodes))
+            lacking = counts == back
             if self.completion != "none" and lacking.any():
                 pc, pp, prob, parent_scores, reasons = self._complete(nodes[lacking], scores[lacking], hop)
                 children = np.concatenate([children, pc])
                 child_scores = np.concatenate([child_scores, parent_scores * prob])
                 parents = np.concatenate([parents, pp])
+                chain_inferred = np.concatenate([chain_inferred, np.ones(len(pc), dtype=bool)])
                 edge_inferred = np.concatenate([edge_inferred, np.ones(len(pc), dtype=bool)])
                 edge_scores = np.concatenate([edge_scores, prob])
                 how += reasons
-                keep = _best_per_child(children, child_scores, edge_inferred)
-                children, child_scores, parents, edge_inferred, edge_scores = (
-                    children[keep], child_scores[keep], parents[keep], edge_inferred[keep], edge_scores[keep])
-                how = [how[k] for k in keep.tolist()]
-            levels.append({c: (p, e, s, h) for c, p, e, s, h in zip(children.tolist(), parents.tolist(),
-                                                                     edge_inferred.tolist(), edge_scores.tolist(), how)})
-            inferred = inferred[np.searchsorted(nodes, parents)] | edge_inferred
+            keep = _best_per_child(children, child_scores, chain_inferred)
+            combined = (_noisy_or(children, child_scores) if self.chain_score == "noisy-or"
+                        else child_scores[keep])
+            levels.append({c: (p, e, s, h) for c, p, e, s, h in zip(
+                children[keep].tolist(), parents[keep].tolist(), edge_inferred[keep].tolist(),
+                edge_scores[keep].tolist(), [how[k] for k in keep.tolist()])})
+            children, inferred = children[keep], chain_inferred[keep]
             away = children != topic  # a walk never passes through the topic again (see GraphIndex)
-            nodes, scores, inferred = children[away], child_scores[away], inferred[away]
+            nodes, scores, inferred = children[away], combined[away], inferred[away]
             if not len(nodes):
                 break
         return _Walk(path, nodes, scores, inferred, levels)
@@ -358,6 +372,16 @@ def _best_per_child(children: np.ndarray, scores: np.ndarray, inferred: np.ndarr
     first = np.ones(len(order), dtype=bool)
     first[1:] = children[order][1:] != children[order][:-1]
     return order[first]
+
+
+def _noisy_or(children: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per distinct child (in child order): 1 - the product of (1 - score) over its occurrences,
+    the chance that at least one of its chains holds if they hold independently; exactly 1
+    when one of them is wholly stated."""
+    _, inverse = np.unique(children, return_inverse=True)
+    with np.errstate(divide="ignore"):
+        logs = np.log1p(-np.minimum(scores, 1.0))
+    return 1.0 - np.exp(np.bincount(inverse, weights=logs))
 
 
 def _term(iri: str) -> str:

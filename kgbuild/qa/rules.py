@@ -75,17 +75,17 @@ class RuleCompleter:
         1 where the rule fires, empty elsewhere)."""
         import scipy.sparse as sp
 
-        index = self.index
         target = self._adjacency(hop)
-        objects = index.has_hop[:, hop ^ 1]
-        keep = sp.diags(objects.astype(np.float32))
         out = {}
         rows = np.arange(len(nodes))
         nodes = np.asarray(nodes, dtype=np.int64)
         for kind, s in rules:
             first = self._adjacency(s)[nodes]
             if kind == "parallel":
-                votes = first @ keep
+                # Any entity s reaches, not only those that already take part in a fact of this
+                # hop: the films a writer directed are proposed as those they wrote even when
+                # none of them has a writer left in the graph.
+                votes = first  # a row selection: a matrix of its own
             else:
                 siblings = sp.csr_matrix(first @ self._spread_of(s))
                 own = np.asarray(siblings[rows, nodes]).ravel()  # an entity is not its own sibling

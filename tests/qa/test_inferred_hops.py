@@ -64,3 +64,46 @@ def test_sibling_rule_proposes_the_language_of_films_sharing_a_director():
     children, _, _, _ = rules.propose(film, hop, top=1)
     # the prior says English (32 of 39 films); Person 1's other films are French
     assert index.labels[int(children[0])] == "French"
+
+
+def _hop(index: GraphIndex, relation: str, inverse: bool = False) -> int:
+    return 2 * index.relation_index[next(r for r in index.relations if r.endswith(relation))] + int(inverse)
+
+
+def _entity(index: GraphIndex, name: str) -> int:
+    return index.entity_id[next(e for e in index.entities if e.endswith("/" + name.replace(" ", "%20")))]
+
+
+def test_an_inferred_answer_that_several_chains_reach_scores_their_noisy_or():
+    # Person 0 wrote films 0, 8, 16, 24 and 32, none of which has a language left: each film's
+    # language is guessed on its own, and a language guessed for several films is more likely.
+    person_0 = {f"Film {i}" for i in range(0, 40, 8)}
+    triples = [t for t in _films() if not (t[0] in person_0 and t[1] == "in_language")]
+    answerer = Answerer(kb_graph(triples), completion="rules")
+    index = answerer.index
+    path = (_hop(index, "written_by", inverse=True), _hop(index, "in_language"))
+    walk = answerer._walk(_entity(index, "Person 0"), path)
+    films = np.array(sorted(_entity(index, f) for f in person_0))
+    children, _, probs, _ = answerer.rules.propose(films, path[1], top=5, explain=True)
+    for node, score, inferred in zip(walk.nodes.tolist(), walk.scores.tolist(), walk.inferred.tolist()):
+        guesses = probs[children == node]
+        assert inferred and len(guesses) == len(films)
+        assert score == pytest.approx(1 - np.prod(1 - guesses)) and score > guesses.max()
+    assert {index.labels[n] for n in walk.nodes.tolist()} >= {"English"}
+
+
+def test_a_hop_whose_only_fact_leads_back_to_the_topic_is_inferred():
+    # "Other films written by the writer of Film 3": Film 3 is the only film Person 3 still wrote
+    # in the graph, but Person 3 directed four more, and a film's director is its writer.
+    others = {"Film 11", "Film 19", "Film 27", "Film 35"}
+    triples = [t for t in _films() if not (t[0] in others and t[1] == "written_by")]
+    graph = kb_graph(triples)
+    answerer = Answerer(graph, completion="rules")
+    index = answerer.index
+    path = (_hop(index, "written_by"), _hop(index, "written_by", inverse=True))
+    walk = answerer._walk(_entity(index, "Film 3"), path)
+    best = walk.nodes[np.argsort(-walk.scores, kind="stable")[:4]]
+    assert {index.labels[n] for n in best.tolist()} == others and walk.inferred.all()
+    chain = answerer._chain(walk, int(best[0]))
+    assert not chain[0].inferred and chain[1].inferred and "directed_by" in chain[1].inferred_by
+    assert not len(Answerer(graph, completion="none")._walk(_entity(index, "Film 3"), path).nodes)
