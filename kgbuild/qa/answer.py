@@ -243,6 +243,15 @@ class Answerer:
             # ("other films by the writer of X" when X is the writer's only film left).
             back = np.bincount(np.repeat(np.arange(len(nodes)), counts)[children == topic], minlength=len(nodes))
             lacking = counts == back
+            if (self.completion == "none" or not lacking.any()) and not inferred.any() and (scores == 1).all():
+                # all stated, nothing to infer: every child scores 1 (the common case, kept cheap)
+                children, _, parents = index.expand(nodes, scores, hop)
+                levels.append({c: (p, False, 1.0, "") for c, p in zip(children.tolist(), parents.tolist())})
+                nodes = children[children != topic]
+                scores, inferred = np.ones(len(nodes)), np.zeros(len(nodes), dtype=bool)
+                if not len(nodes):
+                    break
+                continue
             if self.completion != "none" and lacking.any():
                 pc, pp, prob, parent_scores, reasons = self._complete(nodes[lacking], scores[lacking], hop)
                 children = np.concatenate([children, pc])
