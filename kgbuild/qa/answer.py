@@ -191,13 +191,19 @@ class Answerer:
         ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder_of("contextual"),
                                   top=TOP_PATHS)
         ranked = [(p, s) for p, s in ranked if ranked and s >= MIN_PATH_SHARE * ranked[0][1]]
+        # An answer's score is its probability summed over the paths followed: sum of P(path)
+        # x its chain confidence on that path. The chain shown is its best stated one if any
+        # path states it, else its best inferred one.
         best: dict[int, tuple[float, bool, _Walk]] = {}
+        total_of: dict[int, float] = {}
         for path, path_score in ranked:
             walk = self._walk(t, path)
             for node, score, inferred in zip(walk.nodes.tolist(), walk.scores.tolist(), walk.inferred.tolist()):
                 total = path_score * score
-                if node not in best or total > best[node][0]:
+                total_of[node] = total_of.get(node, 0.0) + total
+                if node not in best or (not inferred, total) > (not best[node][1], best[node][0]):
                     best[node] = (total, bool(inferred), walk)
+        best = {node: (total_of[node], inferred, walk) for node, (_, inferred, walk) in best.items()}
         order = sorted(best, key=lambda n: (-best[n][0], best[n][1], index.labels[n]))[:top]
         result = AskResult(question, index.entities[t], index.labels[t], True, "")
         for rank, node in enumerate(order, 1):
