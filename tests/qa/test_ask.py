@@ -102,3 +102,42 @@ def test_sparql_in_a_question_cannot_change_the_query_that_runs(answerer, junk):
 def test_quotes_and_braces_in_a_topic_name_never_reach_a_query(answerer):
     result = answerer.answer('where was [Alan "} DELETE {" Turing] born')
     assert not result.found and result.queries_run == []
+
+
+
+
+def test_an_answer_that_several_paths_reach_scores_the_sum_of_their_probabilities():
+    # Everyone here led the society they founded, so the training questions label both paths and
+    # the scorer splits its probability between them; the answer both reach adds the two.
+    from kgbuild.qa.answer import MIN_PATH_SHARE, TOP_PATHS
+    from kgbuild.qa.load import kb_graph
+    from kgbuild.qa.scorer import question_text
+    from kgbuild.qa.train import QAExample, fit_scorer, label_paths, prepare
+
+    people = ["Ada Lovelace", "Charles Babbage", "Mary Somerville", "John Herschel", "Michael Faraday", "Caroline Herschel"]
+    cities = ["London", "Paris", "Edinburgh", "Bath", "York", "Hanover"]
+    triples = []
+    for i, (person, city) in enumerate(zip(people, cities)):
+        triples += [(person, "founded", f"Society {i}"), (person, "led", f"Society {i}"), (person, "born_in", city)]
+    answerer = Answerer(kb_graph(triples), completion="none")
+    examples = [QAExample(f"which society did [{p}] found", [f"Society {i}"]) for i, p in enumerate(people)]
+    examples += [QAExample(f"where was [{p}] born", [c]) for p, c in zip(people, cities)]
+    data = prepare(answerer, examples)
+    paths = label_paths(answerer.index, data, [2] * len(examples), exact=False)
+    answerer.scorer = fit_scorer(answerer, data, paths, "linear", seed=0)
+
+    question = "which society did [Ada Lovelace] found"
+    result = answerer.answer(question, top=5, run_queries=False)
+    index = answerer.index
+    topic = index.entity_id[result.topic]
+    vector = answerer.encoder.encode([question_text(question, "Ada Lovelace")])[0]
+    ranked = answerer.scorer.rank(vector, index, [], None, top=TOP_PATHS)
+    ranked = [(p, s) for p, s in ranked if s >= MIN_PATH_SHARE * ranked[0][1]]
+    expected: dict[str, list[float]] = {}
+    for path, path_score in ranked:
+        for node in answerer._walk(topic, path).nodes.tolist():
+            expected.setdefault(index.labels[node], []).append(path_score)
+    assert result.answers[0].label == "Society 0" and len(expected["Society 0"]) == 2
+    assert result.answers[0].score > max(expected["Society 0"])
+    for a in result.answers:
+        assert a.score == pytest.approx(sum(expected[a.label]), abs=1e-6)
