@@ -125,7 +125,6 @@ class Answerer:
         self.device = device
         self.store = store
         self.max_hops = max_hops
-        self.chain_score = "noisy-or"  # how an answer's chains combine: "noisy-or" or "max"
         self.embeddings = None
         if embeddings is not None:
             self.use_embeddings(embeddings)
@@ -233,7 +232,7 @@ class Answerer:
         levels = []
         for hop in path:
             # Every edge from the frontier: a child reached from several parents gets the
-            # noisy-or of its chains' confidences (`chain_score`), so an inferred answer that
+            # noisy-or of its chains' confidences (`_noisy_or`), so an inferred answer that
             # many chains support ranks above one that a single guess supports; its chain (the
             # evidence shown) is its best one, a wholly stated chain first.
             sub = index.adjacency[hop][nodes]
@@ -268,8 +267,7 @@ class Answerer:
                 edge_scores = np.concatenate([edge_scores, prob])
                 how += reasons
             keep = _best_per_child(children, child_scores, chain_inferred)
-            combined = (_noisy_or(children, child_scores) if self.chain_score == "noisy-or"
-                        else child_scores[keep])
+            combined = _noisy_or(children, child_scores)
             levels.append({c: (p, e, s, h) for c, p, e, s, h in zip(
                 children[keep].tolist(), parents[keep].tolist(), edge_inferred[keep].tolist(),
                 edge_scores[keep].tolist(), [how[k] for k in keep.tolist()])})
