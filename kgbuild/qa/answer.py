@@ -250,7 +250,8 @@ class Answerer:
             lacking = counts == back
             if (self.completion == "none" or not lacking.any()) and not inferred.any() and (scores == 1).all():
                 # all stated, nothing to infer: every child scores 1 (the common case, kept cheap)
-                children, _, parents = index.expand(nodes, scores, hop)
+                keep = _best_per_child(children, child_scores, chain_inferred)
+                children, parents = children[keep], parents[keep]
                 levels.append({c: (p, False, 1.0, "") for c, p in zip(children.tolist(), parents.tolist())})
                 nodes = children[children != topic]
                 scores, inferred = np.ones(len(nodes)), np.zeros(len(nodes), dtype=bool)
