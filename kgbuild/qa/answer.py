@@ -190,23 +190,10 @@ class Answerer:
         ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder_of("contextual"),
                                   top=TOP_PATHS)
         ranked = [(p, s) for p, s in ranked if ranked and s >= MIN_PATH_SHARE * ranked[0][1]]
-        # An answer's score is its probability summed over the paths followed: sum of P(path)
-        # x its chain confidence on that path. The chain shown is its best stated one if any
-        # path states it, else its best inferred one.
-        best: dict[int, tuple[float, bool, _Walk]] = {}
-        total_of: dict[int, float] = {}
-        for path, path_score in ranked:
-            walk = self._walk(t, path)
-            for node, score, inferred in zip(walk.nodes.tolist(), walk.scores.tolist(), walk.inferred.tolist()):
-                total = path_score * score
-                total_of[node] = total_of.get(node, 0.0) + total
-                if node not in best or (not inferred, total) > (not best[node][1], best[node][0]):
-                    best[node] = (total, bool(inferred), walk)
-        best = {node: (total_of[node], inferred, walk) for node, (_, inferred, walk) in best.items()}
-        order = sorted(best, key=lambda n: (-best[n][0], best[n][1], index.labels[n]))[:top]
+        walks = [(path_score, self._walk(t, path)) for path, path_score in ranked]
+        order = combine_walks(walks, index.labels)[:top]
         result = AskResult(question, index.entities[t], index.labels[t], True, "")
-        for rank, node in enumerate(order, 1):
-            score, inferred, walk = best[node]
+        for rank, (node, score, inferred, walk) in enumerate(order, 1):
             result.answers.append(Answer(
                 rank=rank, iri=index.entities[node], label=index.labels[node], score=round(score, 6),
                 stated=not inferred, path=[self._hop_text(h) for h in walk.path],
@@ -377,6 +364,30 @@ class Answerer:
         for ans in result.answers:
             for st in ans.chain:
                 st.sources = sources.get((st.subject, st.relation, st.object), [])
+
+
+def combine_walks(walks: list[tuple[float, _Walk]], labels: list[str]) -> list[tuple[int, float, bool, _Walk]]:
+    """The answers of the walks of the paths followed, given as (P(path), walk), most likely
+    path first: (node, score, inferred, the walk whose chain is shown), best first.
+
+    An answer's score is its probability summed over the paths: sum of P(path) x its chain
+    confidence on that path. Answers that the most likely path states come first: an inferred
+    answer, or another reading's, whose chains add up to more must not outrank a fact the graph
+    states for the question's best reading. The chain shown is an answer's best stated one if
+    any path states it, else its best inferred one."""
+    best: dict[int, tuple[float, bool, _Walk]] = {}
+    total_of: dict[int, float] = {}
+    stated_first: set[int] = set()  # stated on the most likely path
+    for rank, (path_score, walk) in enumerate(walks):
+        for node, score, inferred in zip(walk.nodes.tolist(), walk.scores.tolist(), walk.inferred.tolist()):
+            total = path_score * score
+            total_of[node] = total_of.get(node, 0.0) + total
+            if rank == 0 and not inferred:
+                stated_first.add(node)
+            if node not in best or (not inferred, total) > (not best[node][1], best[node][0]):
+                best[node] = (total, bool(inferred), walk)
+    order = sorted(best, key=lambda n: (n not in stated_first, -total_of[n], best[n][1], labels[n]))
+    return [(n, total_of[n], best[n][1], best[n][2]) for n in order]
 
 
 def _best_per_child(children: np.ndarray, scores: np.ndarray, inferred: np.ndarray) -> np.ndarray:

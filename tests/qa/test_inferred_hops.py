@@ -7,6 +7,7 @@ import pytest
 
 from kgbuild.errors import KgbuildError
 from kgbuild.qa import Answerer
+from kgbuild.qa.answer import combine_walks
 from kgbuild.qa.index import GraphIndex
 from kgbuild.qa.load import kb_graph
 from kgbuild.qa.rules import RuleCompleter
@@ -107,3 +108,35 @@ def test_a_hop_whose_only_fact_leads_back_to_the_topic_is_inferred():
     chain = answerer._chain(walk, int(best[0]))
     assert not chain[0].inferred and chain[1].inferred and "directed_by" in chain[1].inferred_by
     assert not len(Answerer(graph, completion="none")._walk(_entity(index, "Film 3"), path).nodes)
+
+
+def test_an_answer_stated_on_the_most_likely_path_outranks_inferred_ones_that_add_up_to_more():
+    # "Languages of the films Person 0 wrote": the graph states Welsh for Film 0 and has no
+    # language for the other four, where the rules guess English; the less likely reading (films
+    # Person 0 directed) states English. English's probability summed over both paths is larger,
+    # but the best reading states Welsh and guesses English.
+    written = {"Film 8", "Film 16", "Film 24", "Film 32"}
+    triples = []
+    for s, r, o in _films():
+        if s == "Film 0" and r == "in_language":
+            o = "Welsh"
+        if s in written | {"Film 0"} and r == "directed_by":
+            o = "Person 9"
+        if not (s in written and r == "in_language"):
+            triples.append((s, r, o))
+    triples += [(f"Film {i}", "directed_by", "Person 0") for i in range(40, 44)]
+    triples += [(f"Film {i}", "in_language", "English") for i in range(40, 44)]
+    answerer = Answerer(kb_graph(triples), completion="rules")
+    index = answerer.index
+    person = _entity(index, "Person 0")
+    wrote = answerer._walk(person, (_hop(index, "written_by", inverse=True), _hop(index, "in_language")))
+    directed = answerer._walk(person, (_hop(index, "directed_by", inverse=True), _hop(index, "in_language")))
+    english, welsh = _entity(index, "English"), _entity(index, "Welsh")
+    ranked = combine_walks([(0.6, wrote), (0.4, directed)], index.labels)
+    score = {node: s for node, s, _, _ in ranked}
+    assert score[english] > score[welsh]  # the sum alone would put English first
+    node, _, inferred, walk = ranked[0]
+    assert node == welsh and not inferred and walk is wrote
+    assert ranked[1][0] == english
+    # with the paths the other way round, the best reading states English
+    assert combine_walks([(0.6, directed), (0.4, wrote)], index.labels)[0][0] == english
