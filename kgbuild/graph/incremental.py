@@ -49,6 +49,9 @@ _BATCH = 2000  # units per state write
 # so one call with a whole graph grows with the corpus (1M quads: 865 MB peak; in calls of 50,000:
 # 124 MB, in the same time).
 BULK_QUADS = 50_000
+# Threads bulk-loading chunks at once: one Oxigraph bulk load of a chunk this size runs on one
+# core, and two run side by side into the same store (each writes its own sorted files).
+LOADERS = 2
 
 # A unit's quads are built from a spec, (kind, payload) of plain picklable values, so that worker
 # processes can build them (build_units) while the main process loads what they return.
@@ -193,8 +196,8 @@ def rebuild_graph(out: Path, units: Iterable[Unit], params: str, base: str, buil
     leaves the previous graph in place, never a half-written one; record the units.
 
     The units' quads are built in chunks by `build` (worker processes, when there are) while this
-    process records them and a thread bulk-loads their N-Quads into the store (Oxigraph parses
-    and writes without holding the GIL), so building, recording and loading overlap."""
+    process records them and LOADERS threads bulk-load their N-Quads into the store (Oxigraph
+    parses and writes without holding the GIL), so building, recording and loading overlap."""
     state_path, tmp_path = out / STATE_FILE, out / (STATE_FILE + ".tmp")
     state_path.unlink(missing_ok=True)
     tmp_path.unlink(missing_ok=True)
@@ -211,12 +214,12 @@ def rebuild_graph(out: Path, units: Iterable[Unit], params: str, base: str, buil
     lines: list[bytes] = []
     n_lines = 0
     loading: deque[Future] = deque()
-    with ThreadPoolExecutor(1, thread_name_prefix="kgbuild-load") as loader:
+    with ThreadPoolExecutor(LOADERS, thread_name_prefix="kgbuild-load") as loader:
 
         def load(data: bytes) -> None:
             # lenient: no IRI re-validation, the quads were built and serialized by pyoxigraph itself
             loading.append(loader.submit(store.bulk_load, data, RdfFormat.N_QUADS, lenient=True))
-            while len(loading) > 2:  # at most two chunks of N-Quads in memory
+            while len(loading) > 2 * LOADERS:  # at most two chunks of N-Quads per loader in memory
                 loading.popleft().result()
 
         for built in (build or build_here)(_chunks(units), base):

@@ -40,7 +40,9 @@ def expected(tmp_path, name, ents, facts):
 
 
 def test_graph_loaded_in_small_bulk_calls_is_the_graph_written_in_one_go(tmp_path, monkeypatch):
+    # many bulk loads of 3 quads, LOADERS of them at a time into the same store
     monkeypatch.setattr(incremental, "BULK_QUADS", 3)
+    assert incremental.LOADERS > 1
     ents = entities(["a.txt", "b.txt"], ["a.txt", "c.txt"])
     facts = [fact("person/marie-curie", "location/warsaw", "a.txt"),
              fact("person/marie-curie", "location/warsaw", "b.txt", conf=0.7),
