@@ -67,6 +67,12 @@ def _process(docs: list[Document]) -> tuple[list[bytes], dict[str, float]]:
     return process_packed(_worker_pipeline, docs)
 
 
+# Documents per job sent to a worker: a batch is split into jobs this size, so that at the end of
+# a run the workers finish within one small job of each other instead of one whole batch (32
+# documents by default) keeping one core busy while the other waits.
+JOB_DOCS = 8
+
+
 class LocalWorkers:
     """A pool of processes running the given stages on batches, at most 2 batches per worker in
     flight so that memory stays bounded however large the corpus."""
@@ -77,14 +83,16 @@ class LocalWorkers:
         self.size = workers
         self.window = 2 * workers
         self.seconds: dict[str, float] = {}
+        self.jobs = 0  # jobs sent to the workers
 
     def map(self, batches: Iterable[tuple[Any, list[Document]]]) -> Iterator[tuple[Any, list[Document], list[bytes]]]:
         """(key, docs) pairs in; (key, the same docs filled with their results, the packed
         results) out, in the same order."""
         pending: deque = deque()
         for key, docs in batches:
-            job = self._pool.apply_async(_process, (docs,)) if docs else None
-            pending.append((key, docs, job))
+            jobs = [self._pool.apply_async(_process, (docs[i:i + JOB_DOCS],)) for i in range(0, len(docs), JOB_DOCS)]
+            self.jobs += len(jobs)
+            pending.append((key, docs, jobs))
             if len(pending) >= self.window:
                 yield self._finish(*pending.popleft())
         while pending:
@@ -108,11 +116,12 @@ class LocalWorkers:
 
         return self.starmap(build_units, ((chunk, base) for chunk in chunks))
 
-    def _finish(self, key: Any, docs: list[Document], job: Any) -> tuple[Any, list[Document], list[bytes]]:
-        if job is None:
-            return key, docs, []
-        blobs, seconds = job.get()
-        add_seconds(self.seconds, seconds)
+    def _finish(self, key: Any, docs: list[Document], jobs: list[Any]) -> tuple[Any, list[Document], list[bytes]]:
+        blobs: list[bytes] = []
+        for job in jobs:
+            part, seconds = job.get()
+            add_seconds(self.seconds, seconds)
+            blobs += part
         fill(docs, blobs)
         return key, docs, blobs
 

@@ -1,13 +1,18 @@
 """--workers N runs the document-local stages in N processes and builds the same graph."""
 
+from kgbuild import parallel
 from kgbuild.graph.export import canonical_nquads
 from kgbuild.runner import run
 
 
-def test_two_workers_build_the_same_graph_as_one_process(tmp_path, pipeline, sample_corpus):
+def test_two_workers_build_the_same_graph_as_one_process(tmp_path, pipeline, sample_corpus, monkeypatch):
+    # batches split into jobs of 2 documents, which the workers take as they come free
+    monkeypatch.setattr(parallel, "JOB_DOCS", 2)
     one = run(sample_corpus, tmp_path / "one", pipeline=pipeline, use_cache=False)
+    pipeline.close()  # a pool another test started would count its own jobs
     try:
         two = run(sample_corpus, tmp_path / "two", pipeline=pipeline, use_cache=False, workers=2)
+        assert pipeline._pool.jobs == -(-two.documents // 2)  # every batch split
     finally:
         pipeline.close()
     assert two.documents == one.documents and two.facts == one.facts
