@@ -199,13 +199,14 @@ def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: 
 
     On a GPU, None: PyKEEN starts with all evaluation triples and halves the batch on each
     out-of-memory error. On the CPU an out-of-memory is fatal, so the batch is bounded instead:
-    distance models (RotatE, TransE) build a batch x entities x width tensor, which must stay under
+    PyKEEN's own scoring builds a batch x entities x width tensor, which must stay under
     CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024). Models
-    scored by a matrix product (scoring.MATMUL_MODELS) hold only the batch x entities scores."""
+    scored by a matrix product or a cdist once kgbuild's scoring is installed
+    (scoring.MATMUL_MODELS, scoring.CDIST_MODELS) hold only the batch x entities scores."""
     if device.type == "cuda":
         return None
     width = 2 * embedding_dim  # complex models store two reals per dimension
-    if model in scoring.MATMUL_MODELS and scoring.installed():
+    if model in scoring.MATMUL_MODELS | scoring.CDIST_MODELS and scoring.installed():
         width = 8  # the scores, the filter mask and the ranking's temporaries
     return max(1, min(1024, CPU_EVALUATION_FLOATS // (num_entities * width)))
 

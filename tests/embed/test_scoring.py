@@ -1,5 +1,6 @@
-"""kgbuild.embed.scoring: PyKEEN's dot-product interactions computed as matrix products give
-PyKEEN's own scores and gradients, and the switch is idempotent and reversible."""
+"""kgbuild.embed.scoring: PyKEEN's dot-product interactions computed as matrix products, and its
+distance interactions as one cdist, give PyKEEN's own scores and gradients, and the switch is
+idempotent and reversible."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ def _installed_after():
     scoring.install()  # the state every other test runs in
 
 
-def _model(name: str):
+def _model(name: str, **kwargs):
     from pykeen.datasets import Nations
     from pykeen.models import model_resolver
 
     dataset = Nations(create_inverse_triples=True)
-    model = model_resolver.make(name, {"embedding_dim": 16}, triples_factory=dataset.training, random_seed=0)
+    model = model_resolver.make(name, {"embedding_dim": 16, **kwargs}, triples_factory=dataset.training,
+                                random_seed=0)
     model.eval()  # no dropout: both scorings see the same network
     return model, dataset.validation.mapped_triples[:40]
 
@@ -46,6 +48,33 @@ def test_matrix_product_scoring_gives_pykeens_scores_and_gradients(name):
     assert len(own_grads) == len(our_grads) > 0
     for a, b in zip(own_grads, our_grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("TransE", {}),  # L1, PyKEEN's default for TransE
+    ("TransE", {"scoring_fct_norm": 2}),
+    ("TransE", {"scoring_fct_norm": 2, "power_norm": True}),
+    ("RotatE", {}),
+])
+def test_distance_scoring_gives_pykeens_scores_and_gradients(name, kwargs):
+    model, triples = _model(name, **kwargs)
+    calls = []
+    original = torch.cdist
+    scoring.uninstall()
+    own, own_grads = _scores_and_grads(model, triples)
+    scoring.install()
+    torch.cdist = lambda *a, **k: calls.append(1) or original(*a, **k)
+    try:
+        ours, our_grads = _scores_and_grads(model, triples)
+    finally:
+        torch.cdist = original
+    assert len(calls) == 2  # every tail and every head; single triples keep PyKEEN's own
+    assert own[0].shape == ours[0].shape == (40, model.num_entities)
+    for a, b in zip(own, ours):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert len(own_grads) == len(our_grads) > 0
+    for a, b in zip(own_grads, our_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_tucker_in_training_mode_gives_pykeens_scores_without_dropout():
@@ -94,10 +123,14 @@ def test_install_is_idempotent_and_uninstall_restores_pykeen():
     scoring.install()
     assert scoring.installed() and modules.batched_dot is scoring.einsum_dot
     assert modules.TuckERInteraction.forward is scoring._tucker_forward
+    assert modules.TransEInteraction.forward is scoring._transe_forward
+    assert modules.RotatEInteraction.forward is scoring._rotate_forward
     scoring.uninstall()
     scoring.uninstall()
     assert modules.batched_dot is batched_dot
     assert modules.TuckERInteraction.forward is not scoring._tucker_forward
+    assert modules.TransEInteraction.forward is not scoring._transe_forward
+    assert modules.RotatEInteraction.forward is not scoring._rotate_forward
 
 
 def test_matrix_product_models_get_larger_cpu_evaluation_batches():
@@ -107,7 +140,10 @@ def test_matrix_product_models_get_larger_cpu_evaluation_batches():
     scoring.install()
     tucker = evaluation_batch_size(40_559, 200, cpu, "TuckER")
     rotate = evaluation_batch_size(40_559, 200, cpu, "RotatE")
-    assert rotate < tucker <= 1024  # a distance model still builds batch x entities x width
+    assert rotate == tucker <= 1024  # a cdist holds no batch x entities x width tensor either
+    assert evaluation_batch_size(40_559, 200, cpu, "ConvE") < tucker  # PyKEEN's broadcasting still does
+    scoring.uninstall()
+    assert evaluation_batch_size(40_559, 200, cpu, "RotatE") < tucker
     assert evaluation_batch_size(40_559, 200, torch.device("cuda"), "TuckER") is None  # GPU: PyKEEN adapts
 
 
