@@ -548,7 +548,6 @@ def _extraction_trainer(task: str):
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
         case_features: Optional[bool] = typer.Option(None, "--case-features/--no-case-features", help="word-shape (capitalisation) vectors added to the encoder's inputs (default: on when the encoder's tokenizer lowercases)"),
         select: Optional[str] = typer.Option(None, "--select", help="dev F1 that picks the epoch kept: relations (the default of re), entities, or mean (of both; re only)"),
-        tag_features: Optional[str] = typer.Option(None, "--tag-features", help="spaCy pipeline whose entity tags become an input feature (auto: the installed English one); the model then needs it to predict"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         from kgbuild.neural.formats import parse_records
@@ -558,7 +557,7 @@ def _extraction_trainer(task: str):
                       seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
                       max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
                       train_records=parse_records(train_records), dev_records=parse_records(dev_records),
-                      case_features=case_features, select=select, tag_features=tag_features)
+                      case_features=case_features, select=select)
         rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
         typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
                    f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "

@@ -8,9 +8,7 @@ and a width embedding, next to the window's [CLS]; a span classifier gives its t
 With an uncased encoder (the packaged all-MiniLM-L6-v2 lowercases every text), each subword
 token's input embedding also gets a learned vector for the shape of the word it belongs to
 (lower, Title, UPPER, digits, ...; `CASE_SHAPES`), zero at the start of training, so that the
-capitalisation the tokenizer throws away still reaches every layer of the encoder. With tag
-features (`--tag-features`, kgbuild/neural/tags.py) a second learned vector per subword gives the
-entity tag that a spaCy recogniser put on its word.
+capitalisation the tokenizer throws away still reaches every layer of the encoder.
 Every ordered pair of predicted (in training: gold) entity spans is then represented by the two
 span vectors, the mean of the subwords between them and the two entity types, and a relation
 classifier gives its relation type or "none". Relations depend on this model's own entities, so
@@ -42,7 +40,6 @@ from typing import Any
 
 from kgbuild.errors import ModelLoadError
 from kgbuild.neural.formats import Example, split_words
-from kgbuild.neural.tags import tag_count
 from kgbuild.types import LABEL_TO_TYPE, type_of
 
 MARKER = "kgbuild_model.json"
@@ -151,20 +148,19 @@ class Window:
 
 
 def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokenizer: Any,
-               max_length: int, word_tags: list[int] | None = None) -> list[Window]:
+               max_length: int) -> list[Window]:
     """Subword windows of a text, overlapping by half a window when it does not fit in one."""
-    wins = texts_windows([text], [words], tokenizer, max_length, None if word_tags is None else [word_tags])
+    wins = texts_windows([text], [words], tokenizer, max_length)
     for win in wins:
         win.text = text_index
     return wins
 
 
 def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenizer: Any,
-                  max_length: int, word_tags: list[list[int]] | None = None) -> list[Window]:
+                  max_length: int) -> list[Window]:
     """The windows of every text (windows_of), text by text: one tokenizer call for all of them
     (the fast tokenizer spreads a batch over the cores) and the subword-to-word mapping done on
-    flat arrays, since Python per subword costs more than the tokenizer itself. `word_tags`: each
-    word's tag id (tags.EntityTagger), carried in its subwords' case ids."""
+    flat arrays, since Python per subword costs more than the tokenizer itself."""
     import numpy as np
 
     if not texts:
@@ -200,8 +196,6 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenize
     shapes = np.zeros(len(spans), np.int64)
     shapes[present] = [_cached_shape(texts[t][a:b]) for t, a, b in
                        zip(word_text[present].tolist(), spans[present, 0].tolist(), spans[present, 1].tolist())]
-    if word_tags is not None:
-        shapes += len(CASE_SHAPES) * np.fromiter(chain.from_iterable(word_tags), np.int64, len(spans))
     tok_shapes = np.where(valid, shapes[np.maximum(w, 0)], 0)
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     size = max_length - 2
@@ -310,7 +304,7 @@ def _span_grid(n: int, max_width: int):
 # -- the network -------------------------------------------------------------------------------
 
 def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: int, width_dim: int = 32,
-                  type_dim: int = 32, dropout: float = 0.1, case_features: bool = False, tags: int = 0):
+                  type_dim: int = 32, dropout: float = 0.1, case_features: bool = False):
     import torch
     from torch import nn
 
@@ -326,10 +320,6 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             if case_features:  # zero at first: training starts from the pretrained encoder's own inputs
                 self.case = nn.Embedding(len(CASE_SHAPES), hidden)
                 nn.init.zeros_(self.case.weight)
-            self.tags = None
-            if tags:  # entity tag ids (tags.EntityTagger), also zero at first
-                self.tags = nn.Embedding(tags, hidden)
-                nn.init.zeros_(self.tags.weight)
             self.types = nn.Embedding(n_entities + 1, type_dim)
             span_dim = 3 * hidden + width_dim
             self.span_dim = span_dim
@@ -339,13 +329,8 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
                                            nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_relations + 1))
 
         def encode(self, input_ids, attention_mask, case_ids):
-            if self.case is not None or self.tags is not None:
-                # case_ids: a word shape, plus len(CASE_SHAPES) times a tag id when there are tags
-                embeds = self.encoder.get_input_embeddings()(input_ids)
-                if self.case is not None:
-                    embeds = embeds + self.case(case_ids % len(CASE_SHAPES))
-                if self.tags is not None:
-                    embeds = embeds + self.tags(case_ids // len(CASE_SHAPES))
+            if self.case is not None:
+                embeds = self.encoder.get_input_embeddings()(input_ids) + self.case(case_ids)
                 hidden = self.encoder(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
             else:
                 hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -424,7 +409,6 @@ class JointExtractor:
         self.max_width = int(config.get("max_width", 10))
         self.max_length = int(config.get("max_length", 256))
         self.source = source
-        self._tagger = None
 
     @classmethod
     def load(cls, path: str | Path, device: Any = None) -> "JointExtractor":
@@ -443,10 +427,8 @@ class JointExtractor:
         config = json.loads((path / "training_config.json").read_text())
         labels = Labels.load(path / "labels.json")
         tokenizer, encoder = load_pretrained(path / "encoder", "the folder is incomplete; train it again")
-        tag_labels = (config.get("tag_features") or {}).get("labels")
         net = build_network(encoder, len(labels.entities), len(labels.relations), int(config["max_width"]),
-                            case_features=bool(config.get("case_features", False)),
-                            tags=tag_count(tag_labels) if tag_labels is not None else 0)
+                            case_features=bool(config.get("case_features", False)))
         missing, unexpected = net.load_state_dict(torch.load(path / "heads.pt", map_location="cpu", weights_only=True),
                                                   strict=False)
         if unexpected or any(not k.startswith("encoder.") for k in missing):
@@ -475,7 +457,6 @@ class JointExtractor:
             what = ("labels" if (m.labels.entities, m.labels.relations) != (first.labels.entities, first.labels.relations)
                     else "tokenizer vocabulary" if m.tokenizer.get_vocab() != first.tokenizer.get_vocab()
                     else "span width and window" if (m.max_width, m.max_length) != (first.max_width, first.max_length)
-                    else "tag features" if m.config.get("tag_features") != first.config.get("tag_features")
                     else "")
             if what:
                 raise ModelLoadError(f"ensemble member {p} does not fit {paths[0]}: their {what} differ",
@@ -499,20 +480,8 @@ class JointExtractor:
                                                "base_model": self.config.get("base_model", "")}, indent=2))
 
     # -- batching -----------------------------------------------------------------------------
-    @property
-    def tagger(self):
-        """The spaCy entity tagger of a model trained with tag features (loaded on first use), else None."""
-        spec = self.config.get("tag_features")
-        if spec and self._tagger is None:
-            from kgbuild.neural.tags import EntityTagger
-
-            self._tagger = EntityTagger(spec["model"], spec["labels"])
-        return self._tagger
-
     def windows(self, texts: list[str], words: list[list[tuple[int, int]]]) -> list[Window]:
-        tagger = self.tagger
-        return texts_windows(texts, words, self.tokenizer, self.max_length,
-                             tagger.word_tags(texts, words) if tagger is not None else None)
+        return texts_windows(texts, words, self.tokenizer, self.max_length)
 
     def batches(self, wins: list[Window], batch_size: int) -> list[list[Window]]:
         """Batches of windows of similar length (little padding)."""

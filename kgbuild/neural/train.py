@@ -99,21 +99,19 @@ def _word_index(words: list[tuple[int, int]]) -> tuple[dict[int, int], dict[int,
 
 
 def training_windows(examples: list[Example], tokenizer: Any, labels: Labels, max_width: int,
-                     max_length: int, tagger: Any = None) -> list[dict[str, Any]]:
-    """Encoder windows of the examples with their gold span and pair labels (and each word's
-    entity tag when a `tagger` is given: tags.EntityTagger)."""
+                     max_length: int) -> list[dict[str, Any]]:
+    """Encoder windows of the examples with their gold span and pair labels."""
     ent_ix = {t: i + 1 for i, t in enumerate(labels.entities)}
     rel_ix = {t: i + 1 for i, t in enumerate(labels.relations)}
-    tags = tagger.word_tags([ex.text for ex in examples], [ex.words for ex in examples]) if tagger else None
     out = []
-    for n, ex in enumerate(examples):
+    for ex in examples:
         starts, ends = _word_index(ex.words)
         gold = {}  # entity index -> (first word, last word)
         for k, (s, e, _) in enumerate(ex.entities):
             if s in starts and e in ends:
                 gold[k] = (starts[s], ends[e])
         rels = {(h, t): rel_ix[r] for h, t, r in ex.relations if r in rel_ix}
-        for win in windows_of(0, ex.text, ex.words, tokenizer, max_length, tags[n] if tags else None):
+        for win in windows_of(0, ex.text, ex.words, tokenizer, max_length):
             pos = {w: i for i, w in enumerate(win.words)}
             spans = candidate_spans(win, max_width)
             row_of = {sp: r for r, sp in enumerate(spans)}
@@ -175,13 +173,11 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
           dev_records: slice | None = None, case_features: bool | None = None,
-          select: str | None = None, tag_features: str | None = None) -> TrainResult:
+          select: str | None = None) -> TrainResult:
     """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
 
     `case_features` adds word-shape vectors to the encoder's inputs (joint.CASE_SHAPES); None
     turns them on when the tokenizer lowercases, as the packaged all-MiniLM-L6-v2 does.
-    `tag_features` names a spaCy pipeline ("auto": the installed English one) whose entity tags
-    become an input feature too (kgbuild/neural/tags.py); the model then needs it to predict.
 
     `train_records` / `dev_records` keep a range of each file's records (formats.read_examples),
     so that one file can give both: they must not overlap when both name the same file.
@@ -223,22 +219,15 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     max_length = min(max_length, getattr(encoder.config, "max_position_embeddings", max_length))
     if case_features is None:
         case_features = lowercases(tokenizer)
-    tagger = None
-    if tag_features:
-        from kgbuild.neural.tags import EntityTagger
-
-        tagger = EntityTagger(tag_features)
     net = build_network(encoder, len(labels.entities), len(labels.relations), max_width,
-                        case_features=case_features, tags=tagger.count if tagger else 0).to(dev)
+                        case_features=case_features).to(dev)
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
-              "case_features": bool(case_features), "tag_features": tagger.info() if tagger else None,
-              "select": select,
+              "case_features": bool(case_features), "select": select,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
               "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}
     model = JointExtractor(net, tokenizer, labels, config, dev)
-    model._tagger = tagger  # the dev predictions tag with the same pipeline
-    items = training_windows(train_ex, tokenizer, labels, max_width, max_length, tagger)
+    items = training_windows(train_ex, tokenizer, labels, max_width, max_length)
 
     steps = epochs * math.ceil(len(items) / batch_size)
     warmup = max(1, steps // 10)
