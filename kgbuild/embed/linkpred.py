@@ -198,10 +198,10 @@ def format_linkpred(result: LinkPredResult) -> str:
         f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, seed {result.seed}",
     ]
     curves = result.curves
-    if curves.validation_seconds:
-        best = max(range(len(curves.validation_mrr)), key=curves.validation_mrr.__getitem__)
-        lines.append(f"best validation MRR {curves.validation_mrr[best]:.4f} at epoch {curves.validation_epochs[best]}, "
-                     f"{curves.validation_seconds[best]:.0f} s after training began")
+    if curves.validation_seconds and result.best_epoch in curves.validation_epochs:
+        kept = curves.validation_epochs.index(result.best_epoch)  # the weights evaluated above
+        lines.append(f"best validation MRR {curves.validation_mrr[kept]:.4f} at epoch {result.best_epoch}, "
+                     f"{curves.validation_seconds[kept]:.0f} s after training began")
     if result.plot:
         lines.append(f"curves: {result.plot}")
     return "\n".join(lines) + "\n"

@@ -33,6 +33,9 @@ MIN_TRIPLES_FOR_VALIDATION = 20
 SMALL_GRAPH = 5000
 # Most floats one evaluation batch may hold on the CPU (1 GiB): see evaluation_batch_size.
 CPU_EVALUATION_FLOATS = 2**28
+# A validation MRR counts as a gain for early stopping (patience, the saved best weights) when it
+# beats the best so far by this share of it.
+STOPPER_DELTA = 0.002
 
 
 class EmbeddingError(KgbuildError):
@@ -103,7 +106,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
 
         if early_stopping:
             stopper_kwargs = dict(frequency=config.eval_every, patience=config.patience, metric="mrr",
-                                  relative_delta=0.002, best_model_path=best_path,
+                                  relative_delta=STOPPER_DELTA, best_model_path=best_path,
                                   clean_up_checkpoint=False, evaluation_batch_size=eval_batch,
                                   result_callbacks=[validated])
         # PyKEEN runs gc.collect() after every epoch; over the objects of torch and pykeen that
@@ -167,13 +170,16 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         reloaded = False
         last_mrr = float(result.metric_results.get_metric("mrr"))
         if (early_stopping and testing is None and curves.best_epoch != len(curves.losses)
-                and last_mrr > max(curves.validation_mrr, default=0.0)):
-            # The pipeline's final evaluation ranked the validation split with the last weights
-            # (epochs after the last scheduled validation, e.g. when the time box ended training),
-            # and they beat every earlier validation: keep them.
-            curves.validation_epochs.append(len(curves.losses))
-            curves.validation_mrr.append(last_mrr)
-            curves.validation_seconds.append(round(time.perf_counter() - t0, 1))
+                and last_mrr >= _validation_at(curves, curves.best_epoch)):
+            # The pipeline's final evaluation ranked the validation split with the last weights,
+            # and they rank at least as well as the stopper's best, the only other weights saved
+            # (it saves only gains over its relative delta, 0.2%, so a last validation a little
+            # higher was not saved as best; or the time box ended training between validations):
+            # keep them.
+            if not curves.validation_epochs or curves.validation_epochs[-1] != len(curves.losses):
+                curves.validation_epochs.append(len(curves.losses))
+                curves.validation_mrr.append(last_mrr)
+                curves.validation_seconds.append(round(time.perf_counter() - t0, 1))
             curves.best_epoch = len(curves.losses)
         if best_path.is_file() and curves.best_epoch != len(curves.losses):
             # The pipeline evaluated the last weights; the best validation weights are the model.
@@ -192,6 +198,13 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         seconds = time.perf_counter() - t0
     model.eval()
     return FitResult(model=model, curves=curves, metrics=metrics, seconds=seconds)
+
+
+def _validation_at(curves: "Curves", epoch: int | None) -> float:
+    """The validation MRR of `epoch` on the curves (0 when it was not validated)."""
+    if epoch in curves.validation_epochs:
+        return curves.validation_mrr[curves.validation_epochs.index(epoch)]
+    return 0.0
 
 
 def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: str | None = None) -> int | None:

@@ -133,6 +133,25 @@ def test_last_weights_are_kept_when_they_beat_every_validation(club_files):
     assert rank_metrics(fitted.model, validation, [training])["mrr"] == pytest.approx(fitted.metrics["mrr"])
 
 
+def test_the_last_weights_are_kept_when_the_last_validation_is_the_best_by_less_than_the_delta(club_files,
+                                                                                                monkeypatch):
+    # With a delta no gain can pass, the stopper saves only the first validation's weights as its
+    # best; the later validations are higher, the last one highest: the last weights are kept.
+    import kgbuild.embed.train as train_module
+
+    monkeypatch.setattr(train_module, "STOPPER_DELTA", 10.0)
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    config = replace(SMALL, learning_rate=0.005, epochs=20, eval_every=5, patience=8)
+    fitted = fit(training, validation, None, config, device="cpu", seed=0)
+    curves = fitted.curves
+    assert curves.validation_epochs == [5, 10, 15, 20]  # no duplicate entry for the last epoch
+    assert curves.validation_mrr[-1] == max(curves.validation_mrr) > curves.validation_mrr[0]
+    assert curves.best_epoch == 20
+    assert fitted.metrics["mrr"] == pytest.approx(curves.validation_mrr[-1])
+    assert rank_metrics(fitted.model, validation, [training])["mrr"] == pytest.approx(fitted.metrics["mrr"])
+
+
 def test_each_validation_reports_its_mrr_and_the_time_to_reach_it(club_files):
     train, valid, _ = club_files
     lines: list[str] = []
