@@ -60,6 +60,10 @@ def fast_dropout(x, module):
     return x * torch.rand_like(x).ge_(p).mul_(1.0 / (1.0 - p))
 
 
+def fast_dropout_on() -> bool:
+    return _fast_dropout_on
+
+
 def use_fast_dropout(on: bool) -> None:
     """Draw dropout masks with fast_dropout (the default) or, off, with torch's own dropout."""
     global _fast_dropout_on

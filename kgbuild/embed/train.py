@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from kgbuild.embed import scoring
 from kgbuild.embed.graph import read_graph
-from kgbuild.embed.presets import TrainConfig, default_config, register_initializers, with_settings
+from kgbuild.embed.presets import LARGE_GRAPH, TrainConfig, default_config, register_initializers, with_settings
 from kgbuild.errors import GraphError, KgbuildError
 
 EMBEDDINGS_DIR = "embeddings"
@@ -119,6 +119,12 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
             # busy cores).
             torch.set_num_threads(1)
+        # Dropout masks drawn by scoring.fast_dropout (the same distribution, another random
+        # stream) only where they save time: large graphs' TuckER steps (1.14-1.29x). On smaller
+        # graphs they save nothing, and torch's own masks keep the measured defaults' figures
+        # (README, Nations, UMLS, Kinships: seed 0) to the digit.
+        fast = scoring.fast_dropout_on()
+        scoring.use_fast_dropout(fast and training.num_triples >= LARGE_GRAPH)
         tf32 = torch.backends.cuda.matmul.allow_tf32
         if torch_device.type == "cuda":
             # TensorFloat-32 products: TuckER's core and the scores against every entity run on
@@ -153,6 +159,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             )
         finally:
             gc.unfreeze()
+            scoring.use_fast_dropout(fast)
             torch.set_num_threads(threads)
             torch.backends.cuda.matmul.allow_tf32 = tf32
         model = result.model

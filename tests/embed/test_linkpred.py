@@ -152,6 +152,18 @@ def test_the_last_weights_are_kept_when_the_last_validation_is_the_best_by_less_
     assert rank_metrics(fitted.model, validation, [training])["mrr"] == pytest.approx(fitted.metrics["mrr"])
 
 
+def test_small_graphs_train_with_torchs_dropout_and_the_switch_is_restored(club_files, monkeypatch):
+    from kgbuild.embed import scoring
+
+    seen: list[bool] = []
+    original = scoring.use_fast_dropout
+    monkeypatch.setattr(scoring, "use_fast_dropout", lambda on: seen.append(on) or original(on))
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    fit(training, validation, None, replace(SMALL, epochs=1), device="cpu", seed=0)
+    assert seen == [False, True] and scoring.fast_dropout_on()  # off for the small graph, then back on
+
+
 def test_each_validation_reports_its_mrr_and_the_time_to_reach_it(club_files):
     train, valid, _ = club_files
     lines: list[str] = []
