@@ -61,6 +61,7 @@ def fast_dropout(x, module):
 
 
 def fast_dropout_on() -> bool:
+    """Whether dropout masks are drawn by fast_dropout (see use_fast_dropout)."""
     return _fast_dropout_on
 
 

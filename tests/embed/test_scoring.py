@@ -35,46 +35,32 @@ def _scores_and_grads(model, triples):
     return [p.detach().clone() for p in parts], grads
 
 
-@pytest.mark.parametrize("name", ["TuckER", "DistMult"])
-def test_matrix_product_scoring_gives_pykeens_scores_and_gradients(name):
-    model, triples = _model(name)
+@pytest.mark.parametrize("name, kwargs, cdist_calls, grad_atol", [
+    ("TuckER", {}, 0, 1e-5),  # matrix products
+    ("DistMult", {}, 0, 1e-5),
+    ("TransE", {}, 2, 1e-4),  # distances: L1, PyKEEN's default for TransE
+    ("TransE", {"scoring_fct_norm": 2}, 2, 1e-4),
+    ("TransE", {"scoring_fct_norm": 2, "power_norm": True}, 2, 1e-4),
+    ("RotatE", {}, 2, 1e-4),
+])
+def test_kgbuild_scoring_gives_pykeens_scores_and_gradients(name, kwargs, cdist_calls, grad_atol, monkeypatch):
+    model, triples = _model(name, **kwargs)
     scoring.uninstall()
     own, own_grads = _scores_and_grads(model, triples)
     scoring.install()
-    ours, our_grads = _scores_and_grads(model, triples)
-    assert own[0].shape == (40, model.num_entities)
-    for a, b in zip(own, ours):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-    assert len(own_grads) == len(our_grads) > 0
-    for a, b in zip(own_grads, our_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.parametrize("name, kwargs", [
-    ("TransE", {}),  # L1, PyKEEN's default for TransE
-    ("TransE", {"scoring_fct_norm": 2}),
-    ("TransE", {"scoring_fct_norm": 2, "power_norm": True}),
-    ("RotatE", {}),
-])
-def test_distance_scoring_gives_pykeens_scores_and_gradients(name, kwargs):
-    model, triples = _model(name, **kwargs)
     calls = []
     original = torch.cdist
-    scoring.uninstall()
-    own, own_grads = _scores_and_grads(model, triples)
-    scoring.install()
-    torch.cdist = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        ours, our_grads = _scores_and_grads(model, triples)
-    finally:
-        torch.cdist = original
-    assert len(calls) == 2  # every tail and every head; single triples keep PyKEEN's own
+    monkeypatch.setattr(torch, "cdist", lambda *a, **k: calls.append(1) or original(*a, **k))
+    ours, our_grads = _scores_and_grads(model, triples)
+    monkeypatch.undo()
+    # distances: one cdist for every tail, one for every head; single triples keep PyKEEN's own
+    assert len(calls) == cdist_calls
     assert own[0].shape == ours[0].shape == (40, model.num_entities)
     for a, b in zip(own, ours):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert len(own_grads) == len(our_grads) > 0
     for a, b in zip(own_grads, our_grads):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=grad_atol)
 
 
 def test_tucker_in_training_mode_gives_pykeens_scores_without_dropout():
