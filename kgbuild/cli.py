@@ -321,6 +321,7 @@ def eval_linkpred(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes (evaluation not counted)"),
     progress: bool = typer.Option(False, "--progress", help="print each validation's MRR and time so far (stderr)"),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
+    known: Optional[list[Path]] = typer.Option(None, "--known", help="more true triples (e.g. a withheld test split), never trained on, also filtered from the rankings (repeatable)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
@@ -331,7 +332,7 @@ def eval_linkpred(
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot, max_minutes=max_minutes,
                                progress=(lambda line: typer.echo(line, err=True)) if progress else None,
-                               settings=settings)
+                               settings=settings, known=known)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

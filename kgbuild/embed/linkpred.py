@@ -41,6 +41,8 @@ class LinkPredResult:
     seed: int
     curves: Curves = field(default_factory=Curves)
     plot: str | None = None  # path of the PNG
+    known_triples: int = 0  # triples of the --known files also filtered (those whose entities and relation were trained)
+    metrics_without_known: dict[str, float] = field(default_factory=dict)  # `metrics` filtering the splits alone
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,25 +113,33 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       config: TrainConfig | None = None, quiet: bool = True,
                       max_minutes: float | None = None,
                       progress: Callable[[str], None] | None = None,
-                      settings: list[str] | None = None) -> LinkPredResult:
+                      settings: list[str] | None = None, known: list[str | Path] | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
     `max_minutes` time-boxes training (a smoke run of a large graph on the CPU); `progress`
     (a callable taking one line) hears of each validation; `settings` (KEY=VALUE) change the
-    model's training settings."""
+    model's training settings. `known`: files of further true triples (a withheld test split,
+    facts checked by hand), never trained on, also filtered out of the final rankings; the
+    figures filtering the splits alone are kept in `metrics_without_known`."""
     from kgbuild.device import resolve_device
 
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
                                                                      settings, resolve_device(device).type)
+    extra = [_known_factory(path, training) for path in known or []]
     t0 = time.perf_counter()
     fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
                  max_minutes=max_minutes, progress=progress)
     evaluated = testing if testing is not None else validation
+    metrics, without_known = fitted.metrics, {}
+    if extra:
+        without_known = {k: round(v, 4) for k, v in metrics.items()}
+        metrics = rank_metrics(fitted.model, evaluated, [training, *([validation] if testing is not None else []), *extra],
+                               device=fitted.model.device)
     if testing is not None:
-        valid_metrics = rank_metrics(fitted.model, validation, [training, testing], device=fitted.model.device)
+        valid_metrics = rank_metrics(fitted.model, validation, [training, testing, *extra], device=fitted.model.device)
     else:
-        valid_metrics = fitted.metrics
+        valid_metrics = metrics
     result = LinkPredResult(
         dataset=name,
         split="test" if testing is not None else "valid",
@@ -139,7 +149,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         training_triples=training.num_triples,
         evaluation_triples=evaluated.num_triples,
         unranked=unranked(test if testing is not None else valid, evaluated) if dataset is None else 0,
-        metrics={k: round(v, 4) for k, v in fitted.metrics.items()},
+        metrics={k: round(v, 4) for k, v in metrics.items()},
         validation_metrics={k: round(v, 4) for k, v in valid_metrics.items()},
         epochs=len(fitted.curves.losses),
         best_epoch=fitted.curves.best_epoch,
@@ -147,10 +157,23 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         device=str(resolve_device(device)),
         seed=seed,
         curves=fitted.curves,
+        known_triples=sum(k.num_triples for k in extra),
+        metrics_without_known=without_known,
     )
     if plot is not None:
         result.plot = str(plot_curves(result, plot))
     return result
+
+
+def _known_factory(path: str | Path, training):
+    """The triples of a --known file in the training split's ids (those with an entity or relation
+    never trained on cannot be candidates, and are dropped)."""
+    from pykeen.triples import TriplesFactory
+
+    if not Path(path).is_file():
+        raise KgbuildError(f"{path} not found", hint="--known takes a file of tab-separated true triples")
+    return TriplesFactory.from_path(path, entity_to_id=training.entity_to_id, relation_to_id=training.relation_to_id,
+                                    create_inverse_triples=training.create_inverse_triples)
 
 
 def plot_curves(result: LinkPredResult, path: str | Path) -> Path:
@@ -192,6 +215,9 @@ def format_linkpred(result: LinkPredResult) -> str:
         + (f" ({result.unranked} left out: entity or relation not in training)" if result.unranked else ""),
         _metrics_line(m),
     ]
+    if result.known_triples:
+        lines[1] += f", {result.known_triples} --known triples also filtered"
+        lines += ["  without filtering the --known triples:", _metrics_line(result.metrics_without_known)]
     if result.split == "test":
         lines += ["valid:", _metrics_line(result.validation_metrics)]
     lines += [

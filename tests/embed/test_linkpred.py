@@ -14,6 +14,7 @@ import torch
 from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, load_dataset, unranked
 from kgbuild.embed.presets import TrainConfig
 from kgbuild.embed.train import evaluation_batch_size, fit, rank_metrics
+from kgbuild.errors import KgbuildError
 
 # Four clubs of six members: every member "knows" every other member of their club, and each
 # club meets in its own city. One held-out fact per club is learnable from the rest.
@@ -193,3 +194,23 @@ def test_settings_change_fields_and_model_arguments_and_reject_unknown_keys():
     with pytest.raises(ConfigError, match="1-vs-all"):
         with_settings(base, ["training_loop=lcwa"])
     assert with_settings(base, ["training_loop=lcwa", "n3=0"]).training_loop == "lcwa"
+
+
+def test_known_triples_are_filtered_from_the_final_rankings(club_files, tmp_path):
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    entities = sorted(training.entity_to_id)
+    rows = [line.split("\t") for line in valid.read_text().splitlines() if not line.startswith("stranger")]
+    # every other entity as a true tail of each held-out (head, relation) and as a true head of each
+    # (relation, tail): filtered, they leave the held-out answer alone in every ranking
+    known = {(h, r, e) for h, r, t in rows for e in entities if e != t} | {(e, r, t) for h, r, t in rows
+                                                                           for e in entities if e != h}
+    known_file = _write(tmp_path / "known.txt", sorted(known) + [("stranger", "knows", "member0_1")], "\n")
+    result = evaluate_linkpred(train=train, valid=valid, config=replace(SMALL, epochs=10), device="cpu", seed=0,
+                               known=[known_file])
+    assert result.metrics["mrr"] == 1.0 and result.validation_metrics["mrr"] == 1.0
+    assert result.metrics_without_known["mrr"] < 1.0
+    assert result.known_triples == len(known)  # the stranger's triple cannot be a candidate
+    assert "--known triples also filtered" in format_linkpred(result)
+    with pytest.raises(KgbuildError, match="not found"):
+        evaluate_linkpred(train=train, valid=valid, config=SMALL, device="cpu", known=[tmp_path / "missing.txt"])
