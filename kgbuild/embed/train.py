@@ -127,9 +127,10 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         scoring.use_fast_dropout(fast and training.num_triples >= LARGE_GRAPH)
         tf32 = torch.backends.cuda.matmul.allow_tf32
         if torch_device.type == "cuda":
-            # TensorFloat-32 products: TuckER's core and the scores against every entity run on
-            # the matrix units instead of full-precision float32 arithmetic.
-            torch.backends.cuda.matmul.allow_tf32 = True
+            # TensorFloat-32 products (unless the config says tf32=false): TuckER's core and the
+            # scores against every entity run on the matrix units instead of full-precision
+            # float32 arithmetic.
+            torch.backends.cuda.matmul.allow_tf32 = config.tf32
         try:
             result = pipeline(
                 training=training,

@@ -186,6 +186,7 @@ def test_settings_change_fields_and_model_arguments_and_reject_unknown_keys():
     assert changed.model_kwargs["regularizer"] is None
     assert changed.model_kwargs["entity_initializer"] == "small_normal"  # the other arguments kept
     assert base.embedding_dim == 1000  # the preset itself untouched
+    assert base.tf32 and with_settings(base, ["tf32=false"]).tf32 is False
     with pytest.raises(ConfigError, match="embedding_dims"):
         with_settings(base, ["embedding_dims=64"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
