@@ -535,7 +535,7 @@ def _extraction_trainer(task: str):
         dev: Path = typer.Option(..., "--dev", help="dev data file: scored every epoch, the best epoch is kept"),
         fmt: str = typer.Option("auto", "--format", help="conll04, conll2003, casrel, redocred, jsonl or auto (guess)"),
         out: Path = typer.Option(..., "--out", "-o", help="model folder to write"),
-        base_model: str = typer.Option("auto", "--base-model", help="encoder: hub name or folder (auto: the packaged all-MiniLM-L6-v2)"),
+        base_model: str = typer.Option("auto", "--base-model", help="encoder: hub name or folder (auto: the packaged all-MiniLM-L6-v2), or a model folder of kgbuild train to go on from its encoder"),
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
         epochs: int = typer.Option(20, "--epochs", min=1, help="most epochs (early stopping on dev F1 may end sooner)"),
         seed: int = typer.Option(0, "--seed", help="random seed"),

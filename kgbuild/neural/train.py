@@ -19,8 +19,8 @@ from typing import Any
 
 from kgbuild.errors import KgbuildError
 from kgbuild.neural.formats import Example, ranges_overlap, read_examples, relation_names
-from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, input_tensors,
-                                  load_pretrained, lowercases, windows_of)
+from kgbuild.neural.joint import (ENSEMBLE_KIND, MARKER, JointExtractor, Labels, Prediction, build_network,
+                                  candidate_spans, input_tensors, is_model_dir, load_pretrained, lowercases, windows_of)
 
 TASKS = ("ner", "re")
 SELECTIONS = ("relations", "entities", "mean")  # dev F1 that picks the epoch kept (`train`)
@@ -28,12 +28,35 @@ SELECTIONS = ("relations", "entities", "mean")  # dev F1 that picks the epoch ke
 
 def resolve_base_model(name: str) -> str:
     """A hub name or folder; "auto" is the packaged all-MiniLM-L6-v2 (uncased: it lowercases
-    every text, so capitalisation, a strong cue for names, is lost to it)."""
+    every text, so capitalisation, a strong cue for names, is lost to it). A model folder written
+    by `kgbuild train` gives its fine-tuned encoder (intermediate-task training: `transferred_heads`
+    then brings over its case vectors too)."""
     if name not in ("auto", "", None):
+        if is_model_dir(name):
+            if json.loads((Path(name) / MARKER).read_text()).get("kind") == ENSEMBLE_KIND:
+                raise KgbuildError(f"{name} is an ensemble", hint="start from one of its member folders")
+            return str(Path(name) / "encoder")
         return str(name)
     from kgbuild.relations.encoder import resolve_model_path  # the packaged-weights lookup, not the stage
 
     return resolve_model_path("auto")
+
+
+def transferred_heads(net: Any, base_model: str) -> list[str]:
+    """When `base_model` is a model folder written by `kgbuild train` (say, an entity recogniser
+    trained on CoNLL-2003 before relations are trained on CoNLL04), copy into `net` those of its
+    weights outside the encoder that do not depend on its labels: the case vectors and the span
+    width vectors, where their shapes fit. The classifiers start afresh, since the label sets
+    differ. Returns the names copied."""
+    import torch
+
+    if base_model in ("auto", "", None) or not is_model_dir(base_model):
+        return []
+    saved = torch.load(Path(base_model) / "heads.pt", map_location="cpu", weights_only=True)
+    own = net.state_dict()
+    names = [n for n in ("case.weight", "width.weight") if n in saved and n in own and saved[n].shape == own[n].shape]
+    net.load_state_dict({n: saved[n] for n in names}, strict=False)
+    return names
 
 
 # -- scores ------------------------------------------------------------------------------------
@@ -220,9 +243,11 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     if case_features is None:
         case_features = lowercases(tokenizer)
     net = build_network(encoder, len(labels.entities), len(labels.relations), max_width,
-                        case_features=case_features).to(dev)
+                        case_features=case_features)
+    transferred = transferred_heads(net, base_model)
+    net = net.to(dev)
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
-              "case_features": bool(case_features), "select": select,
+              "case_features": bool(case_features), "select": select, "transferred": transferred,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
               "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}

@@ -119,3 +119,32 @@ def test_select_picks_the_epoch_by_the_named_dev_f1(tmp_path, tiny_encoder, tiny
     with pytest.raises(KgbuildError, match="--select f1 does not fit"):
         train(tiny_data, tiny_data, tmp_path / "x", task="re", base_model=str(tiny_encoder), epochs=1, quiet=True,
               select="f1")
+
+
+def test_training_can_go_on_from_a_trained_model_folder(tmp_path, tiny_model, tiny_encoder, tiny_data):
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+
+    first, _ = tiny_model
+    out = tmp_path / "next"
+    # no step is taken at rate 0: what the new model holds is what it started from
+    train(tiny_data, tiny_data, out, task="ner", base_model=str(first), epochs=1, batch_size=4, lr=0.0, head_lr=0.0,
+          quiet=True, threads=1)
+    before, after = JointExtractor.load(first, "cpu"), JointExtractor.load(out, "cpu")
+    assert after.config["base_model"] == str(first / "encoder")
+    assert after.config["transferred"] == ["case.weight", "width.weight"]
+    old, new = before.net.state_dict(), after.net.state_dict()
+    for name in [n for n in old if n.startswith("encoder.")] + ["case.weight", "width.weight"]:
+        assert torch.equal(old[name], new[name]), name
+    assert bool(old["case.weight"].abs().sum() > 0)  # trained, not the zero start
+    # the classifiers start afresh for the new task's labels
+    assert not after.labels.relations and not torch.equal(old["span_head.4.weight"], new["span_head.4.weight"])
+    plain = train(tiny_data, tiny_data, tmp_path / "plain", task="ner", base_model=str(tiny_encoder), epochs=1,
+                  batch_size=4, quiet=True, threads=1)
+    assert json.loads((tmp_path / "plain" / "training_config.json").read_text())["transferred"] == []
+    assert plain.best_epoch == 1
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / "kgbuild_model.json").write_text(json.dumps({"kind": "kgbuild-ensemble", "members": []}))
+    with pytest.raises(KgbuildError, match="is an ensemble"):
+        train(tiny_data, tiny_data, tmp_path / "x", task="ner", base_model=str(tmp_path / "ens"), epochs=1, quiet=True)
