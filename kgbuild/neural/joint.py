@@ -88,6 +88,11 @@ def is_model_dir(path: str | Path) -> bool:
 ENSEMBLE_KIND = "kgbuild-ensemble"
 
 
+def is_ensemble_dir(path: str | Path) -> bool:
+    """Whether `path` is an ensemble folder (`kgbuild train ensemble`) rather than one trained model."""
+    return is_model_dir(path) and json.loads((Path(path) / MARKER).read_text()).get("kind") == ENSEMBLE_KIND
+
+
 def write_ensemble(members: list[str | Path], out: str | Path) -> dict[str, Any]:
     """Write an ensemble folder `out` over trained model folders (checked by loading them on the
     CPU, as `JointExtractor.load` will); member paths are stored relative to `out`, so the folders
@@ -445,7 +450,7 @@ class JointExtractor:
         device = device if device is not None and not isinstance(device, str) else resolve_device(device or "auto")
         models = []
         for p in paths:
-            if not is_model_dir(p) or json.loads((p / MARKER).read_text()).get("kind") == ENSEMBLE_KIND:
+            if not is_model_dir(p) or is_ensemble_dir(p):
                 raise ModelLoadError(f"ensemble member {p} is not a model folder written by kgbuild train",
                                      hint="name folders written by `kgbuild train re|ner`, not hub names or ensembles")
             models.append(cls.load(p, device))

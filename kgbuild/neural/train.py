@@ -19,8 +19,8 @@ from typing import Any
 
 from kgbuild.errors import KgbuildError
 from kgbuild.neural.formats import Example, ranges_overlap, read_examples, relation_names
-from kgbuild.neural.joint import (ENSEMBLE_KIND, MARKER, JointExtractor, Labels, Prediction, build_network,
-                                  candidate_spans, input_tensors, is_model_dir, load_pretrained, lowercases, windows_of)
+from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, input_tensors,
+                                  is_ensemble_dir, is_model_dir, load_pretrained, lowercases, windows_of)
 
 TASKS = ("ner", "re")
 SELECTIONS = ("relations", "entities", "mean")  # dev F1 that picks the epoch kept (`train`)
@@ -32,9 +32,9 @@ def resolve_base_model(name: str) -> str:
     by `kgbuild train` gives its fine-tuned encoder (intermediate-task training: `transferred_heads`
     then brings over its case vectors too)."""
     if name not in ("auto", "", None):
+        if is_ensemble_dir(name):
+            raise KgbuildError(f"{name} is an ensemble", hint="start from one of its member folders")
         if is_model_dir(name):
-            if json.loads((Path(name) / MARKER).read_text()).get("kind") == ENSEMBLE_KIND:
-                raise KgbuildError(f"{name} is an ensemble", hint="start from one of its member folders")
             return str(Path(name) / "encoder")
         return str(name)
     from kgbuild.relations.encoder import resolve_model_path  # the packaged-weights lookup, not the stage
