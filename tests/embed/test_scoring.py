@@ -38,6 +38,7 @@ def _scores_and_grads(model, triples):
 @pytest.mark.parametrize("name, kwargs, cdist_calls, grad_atol", [
     ("TuckER", {}, 0, 1e-5),  # matrix products
     ("DistMult", {}, 0, 1e-5),
+    ("ComplEx", {}, 0, 1e-5),  # a real matrix product of the real and imaginary parts
     ("TransE", {}, 2, 1e-4),  # distances: L1, PyKEEN's default for TransE
     ("TransE", {"scoring_fct_norm": 2}, 2, 1e-4),
     ("TransE", {"scoring_fct_norm": 2, "power_norm": True}, 2, 1e-4),
@@ -111,12 +112,14 @@ def test_install_is_idempotent_and_uninstall_restores_pykeen():
     assert modules.TuckERInteraction.forward is scoring._tucker_forward
     assert modules.TransEInteraction.forward is scoring._transe_forward
     assert modules.RotatEInteraction.forward is scoring._rotate_forward
+    assert modules.ComplExInteraction.forward is scoring._complex_forward
     scoring.uninstall()
     scoring.uninstall()
     assert modules.batched_dot is batched_dot
     assert modules.TuckERInteraction.forward is not scoring._tucker_forward
     assert modules.TransEInteraction.forward is not scoring._transe_forward
     assert modules.RotatEInteraction.forward is not scoring._rotate_forward
+    assert modules.ComplExInteraction.forward is not scoring._complex_forward
 
 
 def test_matrix_product_models_get_larger_cpu_evaluation_batches():
@@ -139,3 +142,18 @@ def test_training_uses_the_matrix_product_scoring():
     scoring.uninstall()
     result = evaluate_linkpred(dataset="nations", model="distmult", epochs=1, device="cpu")
     assert scoring.installed() and result.metrics["mrr"] > 0
+
+
+def test_complex_against_every_entity_is_one_real_matrix_product(monkeypatch):
+    """Installed, ComplEx scores a batch against every tail and every head without PyKEEN's
+    complex einsum (which also computes the imaginary part of each score); single triples keep it."""
+    model, triples = _model("ComplEx")
+    scoring.install()
+    calls = []
+    original = scoring._ORIGINAL["complex"]
+    monkeypatch.setitem(scoring._ORIGINAL, "complex", lambda *a: calls.append(1) or original(*a))
+    model.score_t(triples[:, :2])
+    model.score_h(triples[:, 1:])
+    assert calls == []
+    model.score_hrt(triples)
+    assert calls == [1]
