@@ -89,7 +89,8 @@ TUCKER_CE = TrainConfig(model="TuckER", embedding_dim=200, learning_rate=0.003, 
                         model_kwargs={"relation_dim": 200, "dropout_0": 0.3, "dropout_1": 0.4, "dropout_2": 0.5})
 PRESETS["tuckerce"] = TUCKER_CE
 # Large graphs on the CPU: ComplEx-N3 (the "complexn3" preset) at 200 complex dimensions, which
-# two CPU cores train at about 7.5 minutes an epoch on FB15k-237 and WN18RR alike (README,
+# two CPU cores trained at about 7.5 minutes an epoch on FB15k-237 and WN18RR alike before its
+# scoring became a real matrix product (kgbuild/embed/scoring.py: a step 1.7x faster) (README,
 # "FB15k-237 and WN18RR"): FB15k-237 validation MRR 0.292 after 15 minutes against TuckER's 0.275
 # after 30; WN18RR 0.468 after 28 minutes against TuckER's 0.443 after 26 and 0.464 after 60.
 LARGE = replace(PRESETS["complexn3"], embedding_dim=200)
