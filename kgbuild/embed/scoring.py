@@ -7,7 +7,9 @@ PyKEEN 1.11 scores a batch of (head, relation) queries against all entities, in 
 autograd keeps it for the backward pass. The same sums are a (B, d) x (d, E) matrix product,
 which `torch.einsum` computes without that tensor. TuckER (the default model on graphs of a
 thousand to 50,000 triples, and on larger ones with few relations on the CPU), ERMLP, ConvE, ConvKB and others end in `batched_dot`; DistMult's
-three-way product is rewritten the same way. Scores agree with PyKEEN's to float rounding
+three-way product is rewritten the same way, and ComplEx's complex einsum (which computes the
+imaginary part of every score too) becomes one real product of the real and imaginary parts side
+by side: half the arithmetic. Scores agree with PyKEEN's to float rounding
 (tests/embed/test_scoring.py); `kgbuild eval embed-speed` measures the gain.
 
 TuckER's training step also drops out entries of each query's relation matrix (batch x d x d:
