@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -21,13 +22,22 @@ from kgbuild.model import Document
 _worker_pipeline: Any = None
 
 
+def limit_tokenizer_threads(threads: int) -> None:
+    """Cap the threads of the fast tokenizers' pool (Rust's rayon, which starts one per core on
+    its first parallel call) in a worker process, unless the user set RAYON_NUM_THREADS: N
+    workers each starting a thread per core would put N times the cores' threads on the machine."""
+    os.environ.setdefault("RAYON_NUM_THREADS", str(max(1, threads)))
+
+
 def worker_pipeline(config: Config, stages: tuple[str, ...]) -> Any:
     """The pipeline of one worker: only `stages`, on one core unless it has a GPU."""
     import torch
     from threadpoolctl import threadpool_limits
 
     # one core per worker; more would oversubscribe the machine. numpy's and scipy's BLAS start
-    # a thread per core of their own, which torch's setting does not reach.
+    # a thread per core of their own, which torch's setting does not reach, and so does the fast
+    # tokenizer's Rust thread pool (set before its first call; see limit_tokenizer_threads).
+    limit_tokenizer_threads(1)
     torch.set_num_threads(1)
     threadpool_limits(1)
     from kgbuild.runner import Pipeline

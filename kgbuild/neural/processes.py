@@ -39,8 +39,10 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
     import torch
 
     from kgbuild.neural.joint import JointExtractor
+    from kgbuild.parallel import limit_tokenizer_threads
 
     try:
+        limit_tokenizer_threads(threads)  # N processes, each with a thread per core, would oversubscribe
         torch.set_num_threads(threads)
         model = JointExtractor.load(model_dir, device)
         model.predict(texts, words, batch_size=batch_size)
