@@ -70,6 +70,10 @@ def build(stage: str, name: str, options: dict[str, Any], **context: Any) -> Any
     Shared context (such as `device`) is passed only to backends that take it; an option the
     backend does not take is a config error that lists the options it does take."""
     cls = get(stage, name)
+    shared = sorted(set(options) & set(context))
+    if shared:  # the shared value would silently replace the stage's own
+        raise ConfigError(f"[{stage}] sets {shared[0]!r}, which is set once for the whole pipeline",
+                          hint=f"remove it from [{stage}] and set the top-level {shared[0]} (or --{shared[0]})")
     params = inspect.signature(cls.__init__).parameters
     accepted = {p for p in params if p != "self" and params[p].kind is not inspect.Parameter.VAR_KEYWORD}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

@@ -40,6 +40,12 @@ def test_unknown_option_is_config_error_naming_the_options():
         build("ner", "spacy", {"colour": "red"})
 
 
+def test_a_stage_device_is_a_config_error_not_silently_replaced():
+    cfg = load_config(overrides=["relations.device=cuda"])
+    with pytest.raises(ConfigError, match=r"\[relations\] sets 'device'.*top-level device"):
+        build("relations", cfg.relations.backend, cfg.relations.options, device="cpu")
+
+
 def test_malformed_toml_is_config_error(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("batch_size = = 3\n")
