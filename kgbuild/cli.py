@@ -618,13 +618,13 @@ def eval_speed_neural(
     repeat: int = typer.Option(1, "--repeat", min=1, help="run the texts this many times (more work per measurement)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="write a cProfile of the timed run here (python -m pstats FILE)"),
-    processes: int = typer.Option(1, "--processes", min=1, help="also run this many processes, each with its own copy of the model on the device, and give the speed-up over one"),
+    processes: list[int] = typer.Option([1], "--processes", min=1, help="also run this many processes, each with its own copy of the model on the device, and give the speed-up over one (repeat it for a sweep: --processes 2 --processes 4 --processes 8)"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Sentences per second of a trained joint model (entities and relations), the time of each stage
     (tokenisation, batch building, transfer, the model alone, the rest) and the one that bounds it;
     GPU memory on CUDA. With --processes N: one process, then N sharing the device, and the ratio
-    (--threads is then per process)."""
+    (--threads is then per process); --processes given several times runs each count in turn."""
     from kgbuild.neural.train import format_speed, measure_speed
 
     _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat,

@@ -385,7 +385,7 @@ STAGES = ("tokenisation", "batch building", "transfer", "model", "rest")
 
 def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
                   batch_size: int = 64, limit: int | None = None, repeat: int = 1,
-                  profile: str | Path | None = None, processes: int = 1,
+                  profile: str | Path | None = None, processes: int | list[int] = 1,
                   threads: int | None = None) -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
     texts, after an untimed pass over the same texts, and where that time goes, stage by stage,
@@ -398,15 +398,16 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     On CUDA also the peak GPU memory. `profile`: a file for a cProfile of the timed predict (read it
     with `python -m pstats FILE`), to see which Python functions the rest is made of.
 
-    `processes` > 1: instead, one process and then that many, each with its own copy of the model
-    on the device, share out the texts (kgbuild.neural.processes). `threads`: torch's CPU threads
-    (per process with `processes`)."""
+    `processes` > 1 (or a list of counts): instead, one process and then that many, each with its
+    own copy of the model on the device, share out the texts (kgbuild.neural.processes). `threads`:
+    torch's CPU threads (per process with `processes`)."""
     import torch
 
     examples = read_examples(data, fmt)[:limit]
     texts = [e.text for e in examples] * repeat
     words = [e.words for e in examples] * repeat
-    if processes > 1:
+    counts = [processes] if isinstance(processes, int) else list(processes)
+    if any(n > 1 for n in counts):
         from kgbuild.device import resolve_device
         from kgbuild.neural.processes import measure_speed_processes
 
@@ -414,7 +415,7 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
             raise KgbuildError("--profile times one process", hint="leave out --processes or --profile")
         return {"model": str(model_dir), "sentences": len(texts), "batch_size": batch_size,
                 "device": str(resolve_device(device)),
-                **measure_speed_processes(model_dir, texts, words, device, batch_size, processes, threads)}
+                **measure_speed_processes(model_dir, texts, words, device, batch_size, counts, threads)}
     if threads:
         torch.set_num_threads(threads)
     model = JointExtractor.load(model_dir, device)
@@ -511,5 +512,7 @@ def _format_speed_processes(result: dict[str, Any]) -> str:
                 f"{run['sentences_per_second']:,.1f} sentences/s ({run['seconds']}s; {run['entities']} entities, "
                 f"{run['relations']} relations){mem}")
 
+    runs = result.get("sweep", [result["n_processes"]])
+    many = "\n".join(line(run) + (f"; speed-up {run['speedup']}x" if len(runs) > 1 else "") for run in runs)
     return (f"{result['sentences']} sentences, batch {result['batch_size']}, {result['device']}\n"
-            f"{line(result['one_process'])}\n{line(result['n_processes'])}\nspeed-up {result['speedup']}x")
+            f"{line(result['one_process'])}\n{many}\nspeed-up {result['speedup']}x")

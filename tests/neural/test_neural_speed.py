@@ -28,21 +28,35 @@ def test_processes_share_the_texts_and_find_what_one_process_finds(tiny_model, t
     from kgbuild.neural.joint import JointExtractor
     from kgbuild.neural.formats import read_examples
 
-    result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2, repeat=3, processes=2,
-                           threads=1)
-    one, two = result["one_process"], result["n_processes"]
-    assert result["sentences"] == 12 and (one["processes"], two["processes"]) == (1, 2)
-    assert len(one["process_seconds"]) == 1 and len(two["process_seconds"]) == 2
-    assert result["speedup"] == round(two["sentences_per_second"] / one["sentences_per_second"], 2)
+    # a sweep: one process, then 2, then 3 (the counts sorted)
+    result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2, repeat=3,
+                           processes=[3, 2], threads=1)
+    one, three = result["one_process"], result["n_processes"]
+    two = result["sweep"][0]
+    assert result["sentences"] == 12 and [r["processes"] for r in (one, *result["sweep"])] == [1, 2, 3]
+    assert three is result["sweep"][-1] and [len(r["process_seconds"]) for r in (one, two, three)] == [1, 2, 3]
+    assert result["speedup"] == three["speedup"] == round(three["sentences_per_second"] / one["sentences_per_second"], 2)
+    assert two["speedup"] == round(two["sentences_per_second"] / one["sentences_per_second"], 2)
     # the work was divided, not changed: both runs find what predict finds in this process
     examples = read_examples(tiny_data, "conll04") * 3
     found = JointExtractor.load(tiny_model[0], "cpu").predict([e.text for e in examples], [e.words for e in examples])
     expected = (sum(len(p.entities) for p in found), sum(len(p.relations) for p in found))
     assert expected[0] > 0
-    assert (one["entities"], one["relations"]) == expected == (two["entities"], two["relations"])
+    assert all((r["entities"], r["relations"]) == expected for r in (one, two, three))
     lines = format_speed(result).splitlines()
     assert lines[1].startswith("1 process x 1 threads") and lines[2].startswith("2 processes x 1 threads")
+    assert lines[3].startswith("3 processes x 1 threads") and lines[3].endswith(f"speed-up {three['speedup']}x")
     assert lines[-1] == f"speed-up {result['speedup']}x"
+
+
+def test_processes_need_a_count_above_one(tiny_model, tiny_data):
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+    from kgbuild.neural.processes import measure_speed_processes
+
+    with pytest.raises(KgbuildError, match="above 1"):
+        measure_speed_processes(tiny_model[0], ["a text"], [[(0, 1)]], "cpu", 2, [1])
 
 
 def test_processes_and_profile_do_not_mix(tiny_model, tiny_data, tmp_path):
