@@ -18,6 +18,7 @@ as an Auxiliary Training Objective"): cross-entropy over the relations, weighted
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -79,6 +80,31 @@ class DeviceTargetLCWATrainingLoop(LCWATrainingLoop):
         labels = torch.zeros(len(rows), self.num_targets, device=device)
         labels.index_put_((which, self._indices[entries]), self._values[entries], accumulate=True)
         return labels
+
+    def _forward_pass(self, batch: Any, start: int, stop: int, current_batch_size: int, label_smoothing: float,
+                      slice_size: int | None, backward: bool = True) -> Any:
+        """PyKEEN's forward and backward pass of a (sub-)batch, less its two waits on the device:
+        PyKEEN checks the loss for NaN in a Python `if` before the backward pass, and reads it with
+        `.item()` after it, so on a GPU the host stops twice a step until the device catches up,
+        and launches nothing meanwhile. Here the loss stays on the device (detached) and is added
+        up there; `_train_epoch` reads and checks the epoch's sum once."""
+        loss = self._process_batch(batch=batch, start=start, stop=stop, label_smoothing=label_smoothing,
+                                   slice_size=slice_size)
+        if self.model.loss.reduction == "mean":  # PyKEEN's correction for sub-batches
+            loss = loss * ((stop - start) / current_batch_size)
+        if backward:
+            loss.backward()
+        self.model.post_forward_pass()
+        return loss.detach()
+
+    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
+        """PyKEEN's epoch, its loss read from the device once, and checked for NaN or infinity there."""
+        from pykeen.training.training_loop import NonFiniteLossError
+
+        loss = float(super()._train_epoch(*args, **kwargs))
+        if not math.isfinite(loss):
+            raise NonFiniteLossError("Loss is non-finite.")
+        return loss
 
     def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
                        slice_size: int | None = None):

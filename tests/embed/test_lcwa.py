@@ -48,6 +48,27 @@ def test_training_matches_pykeens_loop_loss_for_loss(nations):
     assert losses[DeviceTargetLCWATrainingLoop][-1] < losses[DeviceTargetLCWATrainingLoop][0]
 
 
+def test_a_non_finite_loss_still_stops_training(nations, monkeypatch):
+    from pykeen.training.training_loop import NonFiniteLossError
+
+    loop = _loop(OneVsAllTrainingLoop, nations)
+    real = OneVsAllTrainingLoop._process_batch
+    monkeypatch.setattr(OneVsAllTrainingLoop, "_process_batch",
+                        lambda self, *a, **k: real(self, *a, **k) * float("nan"))
+    with pytest.raises(NonFiniteLossError):
+        loop.train(triples_factory=nations, num_epochs=1, batch_size=128, use_tqdm=False)
+
+
+def test_the_loss_stays_on_the_device_until_the_epoch_ends(nations):
+    loop = _loop(OneVsAllTrainingLoop, nations)
+    loader = loop._create_training_data_loader(nations, None, batch_size=64, shuffle=False, drop_last=False)
+    loss = loop._forward_pass(next(iter(loader)), 0, 64, 64, 0.0, None)
+    assert isinstance(loss, torch.Tensor) and not loss.requires_grad and loss.numel() == 1
+    assert all(p.grad is not None for p in loop.model.parameters())  # the backward pass ran
+    losses = loop.train(triples_factory=nations, num_epochs=2, batch_size=128, use_tqdm=False)
+    assert all(type(x) is float for x in losses) and losses[1] < losses[0]
+
+
 def test_one_vs_all_rows_are_the_training_triples_and_their_inverses(nations):
     loop = _loop(OneVsAllTrainingLoop, nations)
     loader = loop._create_training_data_loader(nations, None, batch_size=10**6, shuffle=False, drop_last=False)
