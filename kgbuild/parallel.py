@@ -34,9 +34,9 @@ def worker_pipeline(config: Config, stages: tuple[str, ...]) -> Any:
     import torch
     from threadpoolctl import threadpool_limits
 
-    # one core per worker; more would oversubscribe the machine. numpy's and scipy's BLAS start
-    # a thread per core of their own, which torch's setting does not reach, and so does the fast
-    # tokenizer's Rust thread pool (set before its first call; see limit_tokenizer_threads).
+    # one core per worker; more would oversubscribe the machine. numpy's and scipy's BLAS and the
+    # fast tokenizer's Rust pool start a thread per core of their own, which torch's setting does
+    # not reach (the tokenizer's is capped before its first call: limit_tokenizer_threads).
     limit_tokenizer_threads(1)
     torch.set_num_threads(1)
     threadpool_limits(1)
