@@ -130,15 +130,15 @@ def _first_error(results: Any) -> str:
 
 
 def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
-                            processes: int | list[int], threads: int | None = None) -> dict[str, Any]:
-    """Sentences per second of one process and of `processes` processes sharing the device (a list:
-    each count in turn, a sweep that shows where the device or the host saturates), over the same
+                            processes: list[int], threads: int | None = None) -> dict[str, Any]:
+    """Sentences per second of one process and of each count in `processes` of processes sharing
+    the device, in turn (a sweep that shows where the device or the host saturates), over the same
     texts in the same call, and the ratios; `threads`: torch threads per process (default: the
     machine's cores shared out among the most processes, the same in every run). Each run counts
     the entities and relations it found: the texts are only divided among the processes, so the
     counts agree (up to a borderline span whose score moves with a batch's padding in reduced
     precision). `n_processes` and `speedup` are those of the most processes."""
-    counts = sorted({int(n) for n in ([processes] if isinstance(processes, int) else processes)} - {1})
+    counts = sorted(set(processes) - {1})
     if not counts:
         raise KgbuildError("--processes needs a count above 1", hint="for example --processes 8, or "
                            "--processes 2 --processes 4 --processes 8 for a sweep")
