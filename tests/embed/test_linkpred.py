@@ -70,7 +70,9 @@ def test_benchmark_on_files_ranks_held_out_facts_far_above_chance(club_files):
     assert result.split == "test" and result.evaluation_triples == 8 and result.unranked == 0
     # 28 entities: a random ranking gives MRR about 0.14; club members are easy to tell apart.
     assert result.metrics["mrr"] > 0.5 and result.validation_metrics["mrr"] > 0.5
-    assert "valid:" in format_linkpred(result)
+    # test facts answer valid queries here (members of the same clubs): filtering them raises valid MRR
+    assert 0 < result.validation_without_test["mrr"] < result.validation_metrics["mrr"]
+    assert "valid:" in format_linkpred(result) and "without filtering the test split" in format_linkpred(result)
 
 
 def test_evaluation_in_small_batches_ranks_like_one_batch(club_files):
