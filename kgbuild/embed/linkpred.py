@@ -223,6 +223,9 @@ def format_linkpred(result: LinkPredResult) -> str:
     if result.known_triples:
         lines[1] += f", {result.known_triples} --known triples also filtered"
         lines += ["  without filtering the --known triples:", _metrics_line(result.metrics_without_known)]
+    elif result.split == "valid":
+        # published filtered figures also filter a test split; without it these read lower (README)
+        lines.append("  (no test split filtered: published figures filter theirs; give it as --known if you have it)")
     if result.split == "test":
         lines += ["valid:", _metrics_line(result.validation_metrics),
                   "  without filtering the test split (as when it is withheld):",

@@ -176,6 +176,7 @@ def test_each_validation_reports_its_mrr_and_the_time_to_reach_it(club_files):
     assert lines[0].startswith("epoch 10: validation MRR ")
     assert curves.validation_seconds == sorted(curves.validation_seconds) and curves.validation_seconds[0] >= 0
     assert "s after training began" in format_linkpred(result)
+    assert "no test split filtered" in format_linkpred(result)
 
 
 def test_settings_change_fields_and_model_arguments_and_reject_unknown_keys():
@@ -215,5 +216,6 @@ def test_known_triples_are_filtered_from_the_final_rankings(club_files, tmp_path
     assert result.metrics_without_known["mrr"] < 1.0
     assert result.known_triples == len(known)  # the stranger's triple cannot be a candidate
     assert "--known triples also filtered" in format_linkpred(result)
+    assert "no test split filtered" not in format_linkpred(result)
     with pytest.raises(KgbuildError, match="not found"):
         evaluate_linkpred(train=train, valid=valid, config=SMALL, device="cpu", known=[tmp_path / "missing.txt"])
