@@ -148,3 +148,26 @@ def test_training_can_go_on_from_a_trained_model_folder(tmp_path, tiny_model, ti
     (tmp_path / "ens" / "kgbuild_model.json").write_text(json.dumps({"kind": "kgbuild-ensemble", "members": []}))
     with pytest.raises(KgbuildError, match="is an ensemble"):
         train(tiny_data, tiny_data, tmp_path / "x", task="ner", base_model=str(tmp_path / "ens"), epochs=1, quiet=True)
+
+
+def test_predict_pauses_the_cyclic_collector_and_puts_it_back(tiny_model):
+    import gc
+
+    from kgbuild.neural.joint import JointExtractor, collector_paused
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    seen = []
+    hook = model.net.encoder.register_forward_pre_hook(lambda *args: seen.append(gc.isenabled()))
+    try:
+        assert gc.isenabled()
+        model.predict(["Alice Smith works for Acme Corp in Paris ."])
+        assert seen == [False] and gc.isenabled()
+        gc.disable()  # a caller that turned it off keeps it off
+        try:
+            with collector_paused():
+                assert not gc.isenabled()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        hook.remove()

@@ -73,3 +73,38 @@ def test_shards_cover_the_texts_in_order():
 
     assert shards(7, 3) == [(0, 3), (3, 5), (5, 7)]
     assert shards(2, 3) == [(0, 1), (1, 2), (2, 2)]
+
+
+def test_replayed_forward_passes_give_predicts_own_predictions_without_the_model(tiny_model, tiny_data):
+    import pytest
+
+    from kgbuild.neural.formats import read_examples
+    from kgbuild.neural.joint import JointExtractor
+    from kgbuild.neural.train import ForwardReplay
+
+    examples = read_examples(tiny_data, "conll04") * 3
+    texts, words = [e.text for e in examples], [e.words for e in examples]
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    replay = ForwardReplay(model)
+    with replay.recording():
+        found = model.predict(texts, words, batch_size=2)
+    assert len(replay.spans) == 6 and any(p.entities for p in found)
+
+    def refuse(*args):
+        raise AssertionError("the network ran during a replay")
+
+    hook = model.net.encoder.register_forward_pre_hook(refuse)
+    try:
+        with replay.replaying():
+            assert model.predict(texts, words, batch_size=2) == found
+        with pytest.raises(AssertionError, match="network ran"):  # the methods are back after the replay
+            model.predict(texts, words, batch_size=2)
+    finally:
+        hook.remove()
+
+
+def test_speed_reports_the_host_alone(tiny_model, tiny_data):
+    result = measure_speed(tiny_model[0], tiny_data, "conll04", device="cpu", batch_size=2, repeat=3)
+    assert result["host_alone_seconds"] > 0
+    assert result["host_alone_sentences_per_second"] == round(12 / result["host_alone_seconds"], 1)
+    assert f"host alone (the model's outputs replayed) {result['host_alone_sentences_per_second']:,.1f}" in format_speed(result)
