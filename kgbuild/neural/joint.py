@@ -164,14 +164,14 @@ def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokeniz
 
 
 @contextmanager
-def collector_paused():
-    """Python's cyclic garbage collector off for the block (back as it was after). predict's host
-    side makes hundreds of thousands of short-lived lists and tuples (subword ids, offsets, windows,
-    decoded rows), none in reference cycles, so reference counting frees them all; the collector
-    only walks them and, about once per 10,000 sentences, every object the process holds (a full
-    collection with torch and transformers loaded: about 0.2 s on this project's CPU, a tenth of
-    what a GPU takes to predict those sentences)."""
-    if not gc.isenabled():
+def collector_paused(pause: bool = True):
+    """Python's cyclic garbage collector off for the block (back as it was after; `pause` False:
+    left alone). predict's host side makes hundreds of thousands of short-lived lists and tuples
+    (subword ids, offsets, windows, decoded rows), none in reference cycles, so reference counting
+    frees them all; the collector would only walk them, and about once per 10,000 sentences walk
+    every object the process holds (with torch and transformers loaded, a full collection took
+    0.2-0.3 s on a 2-core CPU, as long as the rest of predict's host side took for 3,000 sentences)."""
+    if not pause or not gc.isenabled():
         yield
         return
     gc.disable()
@@ -434,6 +434,7 @@ class JointExtractor:
         self.max_width = int(config.get("max_width", 10))
         self.max_length = int(config.get("max_length", 256))
         self.source = source
+        self.pause_collector = True  # predict runs with Python's cyclic collector off (collector_paused)
 
     @classmethod
     def load(cls, path: str | Path, device: Any = None) -> "JointExtractor":
@@ -570,7 +571,7 @@ class JointExtractor:
         found: list[Decoded] = []
         for net in self.nets:
             net.eval()
-        with collector_paused(), torch.inference_mode(), self.autocast():
+        with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast():
             words = words if words is not None else [split_words(t) for t in texts]
             for batch, host in self.prefetched(self.batches(self.windows(texts, words), batch_size)):
                 decoded, _ = self._predict_batch(batch, host, threshold, relations)

@@ -162,6 +162,9 @@ def test_predict_pauses_the_cyclic_collector_and_puts_it_back(tiny_model):
         assert gc.isenabled()
         model.predict(["Alice Smith works for Acme Corp in Paris ."])
         assert seen == [False] and gc.isenabled()
+        model.pause_collector = False  # the benchmark's baseline
+        model.predict(["Alice Smith works for Acme Corp in Paris ."])
+        assert seen == [False, True]
         gc.disable()  # a caller that turned it off keeps it off
         try:
             with collector_paused():
