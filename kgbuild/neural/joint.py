@@ -49,6 +49,9 @@ MARKER = "kgbuild_model.json"
 _EXTRA_TYPES = {"PEOP": "PER", "PEOPLE": "PER", "PERSON": "PER", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
 
 
+# Span rows that the span head reads at once in predict (JointExtractor.forward_spans).
+SPAN_CHUNK = 32768
+
 # Word shapes told apart by the case features; 0 is special and padding tokens.
 CASE_SHAPES = ("none", "lower", "title", "upper", "capital", "mixed", "digits", "alphanumeric", "other")
 
@@ -363,10 +366,14 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             sums = torch.nn.functional.pad(hidden.float().cumsum(1), (0, 0, 1, 0))
             return hidden, sums
 
-        def spans(self, hidden, sums, b, s, e, w):
-            """Span vectors and type logits; b, s, e: window, first and last subword position; w: width in words."""
+        def span_reps(self, hidden, sums, b, s, e, w):
+            """Span vectors; b, s, e: window, first and last subword position; w: width in words."""
             mean = (sums[b, e + 1] - sums[b, s]) / (e - s + 1).unsqueeze(-1).to(sums.dtype)
-            rep = torch.cat([hidden[b, s], hidden[b, e], mean.to(hidden.dtype), self.width(w).to(hidden.dtype)], -1)
+            return torch.cat([hidden[b, s], hidden[b, e], mean.to(hidden.dtype), self.width(w).to(hidden.dtype)], -1)
+
+        def spans(self, hidden, sums, b, s, e, w):
+            """Span vectors (span_reps) and type logits."""
+            rep = self.span_reps(hidden, sums, b, s, e, w)
             return rep, self.span_head(torch.cat([rep, hidden[b, 0]], -1))
 
         def pairs(self, hidden, sums, reps, b, h, t, hs, he, ts, te, h_type, t_type):
@@ -597,24 +604,39 @@ class JointExtractor:
                 yield batch, host
 
     def forward_spans(self, ids, mask, case, spans):
-        """Encoder and span head over device tensors: each member's (hidden states, prefix sums,
-        span vectors), and the type probabilities of the spans (averaged over the members)."""
-        states, probs = [], None
+        """Encoder and span head over device tensors: the states that forward_pairs reads (the span
+        rows, and each member's hidden states and prefix sums), and the type probabilities of the
+        spans (averaged over the members). The span head reads SPAN_CHUNK spans at a time: a batch
+        of long sentences has hundreds of thousands, and their activations all at once took 9 GB at
+        batch 1024 on CoNLL04 dev."""
+        import torch
+
+        members, probs = [], None
+        width = spans[:, 5].clamp(max=self.max_width)
         for net in self.nets:
             hidden, sums = net.encode(ids, mask, case)
-            reps, logits = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4],
-                                     spans[:, 5].clamp(max=self.max_width))
-            states.append((hidden, sums, reps))
-            p = logits.float().softmax(-1)
+            chunks = [net.spans(hidden, sums, spans[k : k + SPAN_CHUNK, 0], spans[k : k + SPAN_CHUNK, 3],
+                                spans[k : k + SPAN_CHUNK, 4], width[k : k + SPAN_CHUNK])[1].float().softmax(-1)
+                      for k in range(0, len(spans), SPAN_CHUNK)]
+            members.append((hidden, sums))
+            p = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
             probs = p if probs is None else probs + p
-        return states, probs / len(self.nets) if len(self.nets) > 1 else probs
+        return (spans, members), probs / len(self.nets) if len(self.nets) > 1 else probs
 
     def forward_pairs(self, states, pairs):
         """Relation probabilities of pair rows (window, head row, tail row, their subword bounds,
-        their types), averaged over the members (`states`: from forward_spans)."""
+        their types), averaged over the members (`states`: from forward_spans). The vectors of the
+        paired spans are built again here, for those spans only."""
+        import torch
+
+        spans, members = states
         p, probs = pairs, None
-        for net, (hidden, sums, reps) in zip(self.nets, states):
-            q = net.pairs(hidden, sums, reps, p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4], p[:, 5], p[:, 6],
+        paired = spans[torch.cat([p[:, 1], p[:, 2]])]  # head spans, then tail spans
+        head = torch.arange(len(p), device=p.device)
+        for net, (hidden, sums) in zip(self.nets, members):
+            reps = net.span_reps(hidden, sums, paired[:, 0], paired[:, 3], paired[:, 4],
+                                 paired[:, 5].clamp(max=self.max_width))
+            q = net.pairs(hidden, sums, reps, p[:, 0], head, head + len(p), p[:, 3], p[:, 4], p[:, 5], p[:, 6],
                           p[:, 7], p[:, 8]).float().softmax(-1)
             probs = q if probs is None else probs + q
         return probs / len(self.nets) if len(self.nets) > 1 else probs

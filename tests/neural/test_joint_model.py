@@ -174,3 +174,16 @@ def test_predict_pauses_the_cyclic_collector_and_puts_it_back(tiny_model):
             gc.enable()
     finally:
         hook.remove()
+
+
+def test_span_head_in_chunks_predicts_what_it_predicts_in_one_go(tiny_model, tiny_data, monkeypatch):
+    from kgbuild.neural import joint
+    from kgbuild.neural.formats import read_examples
+
+    examples = read_examples(tiny_data, "conll04")
+    texts, words = [e.text for e in examples], [e.words for e in examples]
+    model = joint.JointExtractor.load(tiny_model[0], "cpu")
+    whole = model.predict(texts, words, batch_size=4)
+    assert any(p.relations for p in whole)  # the pair head, which rebuilds the paired spans' vectors, ran
+    monkeypatch.setattr(joint, "SPAN_CHUNK", 3)
+    assert model.predict(texts, words, batch_size=4) == whole
