@@ -470,7 +470,7 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     # first time, so one-time costs (CUDA kernels loaded on first use, the caching allocator growing
     # to the largest batch, per-shape kernel choices) stay out of the timing, as in a long run. It
     # also records the model's outputs for the host-alone run; they stay on the device and so count
-    # in the peak memory (20 bytes a candidate span with CoNLL04's 4 types: 46 MB for its dev x40)
+    # in the peak memory (20 bytes a candidate span with CoNLL04's 4 types: 48 MB for its dev x40)
     replay = ForwardReplay(model)
     with replay.recording():
         model.predict(texts, words, batch_size=batch_size)
