@@ -437,11 +437,12 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     each timed on its own: tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
     the model alone (encoder, span and pair heads over batches already on the device), and the rest
     of predict (decoding spans and pairs, turning them into each text's Prediction, waiting on the
-    device); `bound` names the costliest stage. Then the host side alone: predict again with the
-    forward passes' outputs replayed from the untimed pass (ForwardReplay), with Python's cyclic
-    collector paused as predict runs and, to show what that gains, left running. predict builds the next batch's tensors in a background
-    thread while the current batch runs, so batch building hides behind the model where the device is
-    slower than the host, and the rest is what is left after taking all of it off.
+    device); `bound` names the costliest stage. predict builds the next batch's tensors in a
+    background thread while the current batch runs, so batch building hides behind the model where
+    the device is slower than the host, and the rest is what is left after taking all of it off.
+    Then the host side alone: predict again with the forward passes' outputs replayed from the
+    untimed pass (ForwardReplay), with Python's cyclic collector paused as predict runs and, to show
+    what that gains, left running.
     On CUDA also the peak GPU memory. `profile`: a file for a cProfile of the timed predict (read it
     with `python -m pstats FILE`), to see which Python functions the rest is made of.
 

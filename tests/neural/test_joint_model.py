@@ -187,3 +187,26 @@ def test_span_head_in_chunks_predicts_what_it_predicts_in_one_go(tiny_model, tin
     assert any(p.relations for p in whole)  # the pair head, which rebuilds the paired spans' vectors, ran
     monkeypatch.setattr(joint, "SPAN_CHUNK", 3)
     assert model.predict(texts, words, batch_size=4) == whole
+
+
+def test_pair_head_on_rebuilt_span_vectors_scores_as_on_all_of_them(tiny_model, tiny_data):
+    import torch
+
+    from kgbuild.neural.formats import read_examples
+    from kgbuild.neural.joint import JointExtractor, decode_spans, _best_labels
+
+    examples = read_examples(tiny_data, "conll04")
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    net = model.net.eval()
+    batch = model.windows([e.text for e in examples], [e.words for e in examples])
+    ids, mask, case, spans = model.tensors(batch)
+    with torch.inference_mode():
+        states, probs = model.forward_spans(ids, mask, case, spans)
+        _, pairs = decode_spans(batch, spans.numpy(), *_best_labels(probs))
+        p = torch.from_numpy(pairs)
+        assert len(p) > 0
+        # as training scores them: every span's vector built, the pairs indexing into them
+        hidden, sums = net.encode(ids, mask, case)
+        reps, _ = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4], spans[:, 5].clamp(max=model.max_width))
+        expected = net.pairs(hidden, sums, reps, *p.unbind(1)).softmax(-1)
+        assert torch.equal(model.forward_pairs(states, p), expected)
