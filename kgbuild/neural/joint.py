@@ -607,8 +607,8 @@ class JointExtractor:
         """Encoder and span head over device tensors: the states that forward_pairs reads (the span
         rows, and each member's hidden states and prefix sums), and the type probabilities of the
         spans (averaged over the members). The span head reads SPAN_CHUNK spans at a time: a batch
-        of long sentences has hundreds of thousands, and their activations all at once took 9 GB at
-        batch 1024 on CoNLL04 dev."""
+        of long sentences has hundreds of thousands, and their activations all at once took 9 GB on
+        the CPU at batch 1024 on CoNLL04 dev."""
         import torch
 
         members, probs = [], None
