@@ -27,6 +27,8 @@ LimitOpt = typer.Option(None, "--limit", help="only this many documents")
 OffsetOpt = typer.Option(0, "--offset", help="skip this many documents first")
 DeviceOpt = typer.Option(None, "--device", help="auto, cpu or cuda")
 JsonOpt = typer.Option(False, "--json", help="machine-readable output")
+PrecisionOpt = typer.Option("auto", "--precision", help="auto (bf16 or fp16 on a GPU, fp32 on the CPU), fp32, bf16 "
+                            "(also on a CPU with bf16 dot products: AVX512-BF16 or AMX) or fp16 (GPU)")
 
 
 def _require_redocred(path: Path) -> None:
@@ -576,13 +578,14 @@ def _extraction_evaluator(task: str):
         device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
         batch_size: int = typer.Option(32, "--batch-size", min=1, help="windows per forward pass"),
         records: Optional[str] = typer.Option(None, "--records", help="only records A:B of --data (Re-DocRED: documents), e.g. 250:500"),
+        precision: str = PrecisionOpt,
         as_json: bool = JsonOpt,
     ) -> None:
         from kgbuild.neural.formats import parse_records
         from kgbuild.neural.train import evaluate, format_scores
 
         _emit(evaluate(model, data, fmt, device=device, batch_size=batch_size, task=task,
-                       records=parse_records(records)), as_json, format_scores)
+                       records=parse_records(records), precision=precision), as_json, format_scores)
 
     command.__doc__ = ("Precision, recall and F1 (micro and macro) of a trained model's entities"
                        + (" and strict relations (both spans, both types, relation type)." if task == "re" else "."))
@@ -618,6 +621,7 @@ def eval_speed_neural(
     repeat: int = typer.Option(1, "--repeat", min=1, help="run the texts this many times (more work per measurement)"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="write a cProfile of the timed run here (python -m pstats FILE)"),
+    precision: str = PrecisionOpt,
     processes: list[int] = typer.Option([1], "--processes", min=1, help="also run this many processes, each with its own copy of the model on the device, and give the speed-up over one (repeat it for a sweep: --processes 2 --processes 4 --processes 8)"),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -628,7 +632,8 @@ def eval_speed_neural(
     from kgbuild.neural.train import format_speed, measure_speed
 
     _emit(measure_speed(model, data, fmt, device=device, batch_size=batch_size, limit=limit, repeat=repeat,
-                        profile=profile, processes=processes, threads=threads), as_json, format_speed)
+                        profile=profile, processes=processes, threads=threads, precision=precision), as_json,
+          format_speed)
 
 
 @app.command()

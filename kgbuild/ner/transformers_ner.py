@@ -55,16 +55,19 @@ class TransformersNER:
 
     model: folder written by `kgbuild train ner|re`, or a token-classification model's hub name or path
     device: auto, cpu or cuda (bf16 / fp16 on cuda)
+    precision: of a kgbuild model folder: auto (bf16 / fp16 on cuda, fp32 on the CPU), fp32, bf16
+               (also on a CPU with bf16 dot products) or fp16 (cuda); hub models keep their own
     batch_size: sentences per forward pass
     threshold: least score of an entity (0: every entity the model predicts)
     """
 
-    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 32, threshold: float = 0.0) -> None:
+    def __init__(self, model: str = "", device: str = "auto", batch_size: int = 32, threshold: float = 0.0,
+                 precision: str = "auto") -> None:
         self.model = require_model("ner", model)
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threshold = float(threshold)
-        self.joint = joint_model(self.model, str(self.device)) if is_joint(self.model) else None
+        self.joint = joint_model(self.model, str(self.device), precision) if is_joint(self.model) else None
         if self.joint is None:
             from kgbuild.neural.hub import load_token_classifier
 
@@ -72,7 +75,8 @@ class TransformersNER:
 
     def info(self) -> dict[str, Any]:
         kind = "kgbuild joint model" if self.joint is not None else "hub token classifier"
-        return {"model": self.model, "kind": kind, "device": str(self.device)}
+        return {"model": self.model, "kind": kind, "device": str(self.device),
+                **({"precision": self.joint.precision} if self.joint is not None else {})}
 
     def __call__(self, docs: list[Document]) -> list[Document]:
         split_sentences(docs)

@@ -28,21 +28,21 @@ def require_model(stage: str, model: str) -> str:
     return str(model)
 
 
-def joint_model(path: str, device: str):
-    """The joint model in `path`, loaded once per process and device (both stages share it) and
-    again when the folder's files change (a model trained again into it)."""
+def joint_model(path: str, device: str, precision: str = "auto"):
+    """The joint model in `path`, loaded once per process, device and precision (both stages share
+    it) and again when the folder's files change (a model trained again into it)."""
     from pathlib import Path
 
     from kgbuild.cache import folder_digest
 
-    return _load_joint(path, device, folder_digest(Path(path)))
+    return _load_joint(path, device, folder_digest(Path(path)), precision)
 
 
 @lru_cache(maxsize=4)
-def _load_joint(path: str, device: str, digest: str):
+def _load_joint(path: str, device: str, digest: str, precision: str):
     from kgbuild.neural.joint import JointExtractor
 
-    return JointExtractor.load(path, device)
+    return JointExtractor.load(path, device, precision)
 
 
 def is_joint(model: str) -> bool:

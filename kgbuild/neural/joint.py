@@ -40,7 +40,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from kgbuild.errors import ModelLoadError
+from kgbuild.errors import KgbuildError, ModelLoadError
 from kgbuild.neural.formats import Example, split_words
 from kgbuild.types import LABEL_TO_TYPE, type_of
 
@@ -48,6 +48,11 @@ MARKER = "kgbuild_model.json"
 # Dataset entity labels with no spaCy namesake, onto kgbuild types (CoNLL04's "Peop").
 _EXTRA_TYPES = {"PEOP": "PER", "PEOPLE": "PER", "PERSON": "PER", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
 
+
+# Arithmetic of predict: "auto" is bf16 autocast on a GPU that has it (else fp16) and fp32 on the
+# CPU; "bf16" is bf16 autocast on the CPU too (fast where the CPU has bf16 dot products:
+# AVX512-BF16 or AMX); "fp32" turns autocast off everywhere; "fp16" is for GPUs only.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Span rows that the span head reads at once in predict (JointExtractor.forward_spans).
 SPAN_CHUNK = 32768
@@ -435,8 +440,13 @@ class JointExtractor:
     """A trained joint model on a device, ready to predict on raw texts."""
 
     def __init__(self, net: Any, tokenizer: Any, labels: Labels, config: dict[str, Any], device: Any,
-                 source: str = "", members: tuple = ()) -> None:
+                 source: str = "", members: tuple = (), precision: str = "auto") -> None:
         self.net, self.tokenizer, self.labels, self.config, self.device = net, tokenizer, labels, config, device
+        if precision not in PRECISIONS:
+            raise KgbuildError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device.type != "cuda":
+            raise KgbuildError("fp16 is for GPUs", hint="on the CPU choose bf16 or fp32")
+        self.requested_precision = precision
         self.nets = [net, *members]  # more than one: an ensemble, whose probabilities are averaged
         self.max_width = int(config.get("max_width", 10))
         self.max_length = int(config.get("max_length", 256))
@@ -444,7 +454,9 @@ class JointExtractor:
         self.pause_collector = True  # predict runs with Python's cyclic collector off (collector_paused)
 
     @classmethod
-    def load(cls, path: str | Path, device: Any = None) -> "JointExtractor":
+    def load(cls, path: str | Path, device: Any = None, precision: str = "auto") -> "JointExtractor":
+        """The model in a folder written by `kgbuild train` (or an ensemble folder) on `device`, to
+        predict in `precision` (PRECISIONS)."""
         import torch
 
         from kgbuild.device import resolve_device
@@ -456,7 +468,7 @@ class JointExtractor:
         device = device if device is not None and not isinstance(device, str) else resolve_device(device or "auto")
         marker = json.loads((path / MARKER).read_text())
         if marker.get("kind") == ENSEMBLE_KIND:
-            return cls.load_members([path / m for m in marker.get("members", [])], device, str(path))
+            return cls.load_members([path / m for m in marker.get("members", [])], device, str(path), precision)
         config = json.loads((path / "training_config.json").read_text())
         labels = Labels.load(path / "labels.json")
         tokenizer, encoder = load_pretrained(path / "encoder", "the folder is incomplete; train it again")
@@ -467,10 +479,10 @@ class JointExtractor:
         if unexpected or any(not k.startswith("encoder.") for k in missing):
             raise ModelLoadError(f"{path}/heads.pt does not fit its labels.json", hint="train the model again")
         net.eval().to(device)
-        return cls(net, tokenizer, labels, config, device, str(path))
+        return cls(net, tokenizer, labels, config, device, str(path), precision=precision)
 
     @classmethod
-    def load_members(cls, paths: list[Path], device: Any, source: str) -> "JointExtractor":
+    def load_members(cls, paths: list[Path], device: Any, source: str, precision: str = "auto") -> "JointExtractor":
         """One model over several trained folders (an ensemble): they must share the tokenizer's
         vocabulary, the labels and the span width, so that their outputs line up row for row."""
         from kgbuild.device import resolve_device
@@ -495,7 +507,7 @@ class JointExtractor:
                 raise ModelLoadError(f"ensemble member {p} does not fit {paths[0]}: their {what} differ",
                                      hint="ensemble models trained on the same data with encoders of one vocabulary")
         return cls(first.net, first.tokenizer, first.labels, first.config, device, source,
-                   tuple(m.net for m in models[1:]))
+                   tuple(m.net for m in models[1:]), precision)
 
     def save(self, path: str | Path) -> None:
         import torch
@@ -557,13 +569,16 @@ class JointExtractor:
 
         import torch
 
-        if self.device.type != "cuda":
+        precision = self.precision
+        if precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
     @property
     def precision(self) -> str:
+        """The arithmetic predict runs in: fp32, bf16 or fp16 (`requested_precision` resolved)."""
+        if self.requested_precision != "auto":
+            return self.requested_precision
         if self.device.type != "cuda":
             return "fp32"
         import torch

@@ -32,7 +32,7 @@ def shards(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: list, batch_size: int, threads: int,
-            barrier: Any, results: Any) -> None:
+            barrier: Any, results: Any, precision: str = "auto") -> None:
     """Load the model, predict this worker's texts once untimed (as `measure_speed` warms up), wait
     for every worker, predict them again, timed, and report (rank, seconds, entities found,
     relations found, peak GPU MB or None, error or None)."""
@@ -44,7 +44,7 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
     try:
         limit_tokenizer_threads(threads)  # N processes, each with a thread per core, would oversubscribe
         torch.set_num_threads(threads)
-        model = JointExtractor.load(model_dir, device)
+        model = JointExtractor.load(model_dir, device, precision)
         model.predict(texts, words, batch_size=batch_size)
         cuda = model.device.type == "cuda"
         if cuda:
@@ -75,7 +75,7 @@ def _failed(rank: int, err: Exception) -> tuple:
 
 
 def run_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
-                  processes: int, threads: int) -> dict[str, Any]:
+                  processes: int, threads: int, precision: str = "auto") -> dict[str, Any]:
     """Predict `texts` split over `processes` spawned processes that share `device`, timed from the
     moment all of them have loaded and warmed up to the moment the last one is done."""
     import torch.multiprocessing as mp
@@ -84,7 +84,7 @@ def run_processes(model_dir: str | Path, texts: list[str], words: list, device: 
     barrier = ctx.Barrier(processes + 1)
     results = ctx.Queue()
     workers = [ctx.Process(target=_worker, daemon=True, args=(rank, str(model_dir), device, texts[a:b], words[a:b],
-                                                              batch_size, threads, barrier, results))
+                                                              batch_size, threads, barrier, results, precision))
                for rank, (a, b) in enumerate(shards(len(texts), processes))]
     for w in workers:
         w.start()
@@ -130,7 +130,7 @@ def _first_error(results: Any) -> str:
 
 
 def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list, device: str, batch_size: int,
-                            processes: list[int], threads: int | None = None) -> dict[str, Any]:
+                            processes: list[int], threads: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Sentences per second of one process and of each count in `processes` of processes sharing
     the device, in turn (a sweep that shows where the device or the host saturates), over the same
     texts in the same call, and the ratios; `threads`: torch threads per process (default: the
@@ -143,8 +143,8 @@ def measure_speed_processes(model_dir: str | Path, texts: list[str], words: list
         raise KgbuildError("--processes needs a count above 1", hint="for example --processes 8, or "
                            "--processes 2 --processes 4 --processes 8 for a sweep")
     threads = threads or max(1, (os.cpu_count() or 1) // counts[-1])
-    one = run_processes(model_dir, texts, words, device, batch_size, 1, threads)
-    runs = [run_processes(model_dir, texts, words, device, batch_size, n, threads) for n in counts]
+    one = run_processes(model_dir, texts, words, device, batch_size, 1, threads, precision)
+    runs = [run_processes(model_dir, texts, words, device, batch_size, n, threads, precision) for n in counts]
     for run in runs:
         run["speedup"] = round(run["sentences_per_second"] / one["sentences_per_second"], 2)
     out = {"one_process": one, "n_processes": runs[-1], "speedup": runs[-1]["speedup"]}

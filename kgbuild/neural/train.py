@@ -347,10 +347,11 @@ def selected_f1(scores: dict[str, Any], select: str) -> float:
 # -- evaluation --------------------------------------------------------------------------------
 
 def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
-             batch_size: int = 32, task: str = "re", records: slice | None = None) -> dict[str, Any]:
+             batch_size: int = 32, task: str = "re", records: slice | None = None,
+             precision: str = "auto") -> dict[str, Any]:
     """Entity and strict relation scores of a trained model on an annotated file (or on a range
-    of its records)."""
-    model = JointExtractor.load(model_dir, device)
+    of its records), predicted in `precision` (joint.PRECISIONS)."""
+    model = JointExtractor.load(model_dir, device, precision)
     examples = read_examples(data, fmt, records)
     t0 = time.perf_counter()
     pred = model.predict([e.text for e in examples], [e.words for e in examples], batch_size=batch_size,
@@ -358,7 +359,8 @@ def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, de
     seconds = time.perf_counter() - t0
     out = {"model": str(model_dir), "data": str(data), "records": _range_text(records), "task": task,
            "examples": len(examples),
-           "device": str(model.device), "seconds": round(seconds, 2), **score(examples, pred)}
+           "device": str(model.device), "precision": model.precision, "seconds": round(seconds, 2),
+           **score(examples, pred)}
     if task == "ner":
         del out["relations"]
     return out
@@ -367,7 +369,7 @@ def evaluate(model_dir: str | Path, data: str | Path, fmt: str | None = None, de
 def format_scores(result: dict[str, Any]) -> str:
     records = f" records {result['records']}" if result.get("records") else ""
     lines = [f"{result['model']} on {result['data']}{records}: {result['examples']} texts, {result['seconds']}s "
-             f"on {result['device']}"]
+             f"on {result['device']} ({result.get('precision', 'fp32')})"]
     for part in ("entities", "relations"):
         if part not in result:
             continue
@@ -431,7 +433,7 @@ class ForwardReplay:
 def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = None, device: str = "auto",
                   batch_size: int = 64, limit: int | None = None, repeat: int = 1,
                   profile: str | Path | None = None, processes: int | list[int] = 1,
-                  threads: int | None = None) -> dict[str, Any]:
+                  threads: int | None = None, precision: str = "auto") -> dict[str, Any]:
     """Sentences per second of the joint model (entities and relations) over an annotated file's
     texts, after an untimed pass over the same texts, and where that time goes, stage by stage,
     each timed on its own: tokenisation (the windows), building the batches' tensors on the host, copying them to the device,
@@ -463,10 +465,10 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
             raise KgbuildError("--profile times one process", hint="leave out --processes or --profile")
         return {"model": str(model_dir), "sentences": len(texts), "batch_size": batch_size,
                 "device": str(resolve_device(device)),
-                **measure_speed_processes(model_dir, texts, words, device, batch_size, counts, threads)}
+                **measure_speed_processes(model_dir, texts, words, device, batch_size, counts, threads, precision)}
     if threads:
         torch.set_num_threads(threads)
-    model = JointExtractor.load(model_dir, device)
+    model = JointExtractor.load(model_dir, device, precision)
     # an untimed pass over the same texts first: the timed one then meets no batch shape for the
     # first time, so one-time costs (CUDA kernels loaded on first use, the caching allocator growing
     # to the largest batch, per-shape kernel choices) stay out of the timing, as in a long run. It

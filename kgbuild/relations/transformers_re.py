@@ -40,6 +40,8 @@ class TransformersRelations:
 
     model: folder written by `kgbuild train re`, or a REBEL-style seq2seq model's hub name or path
     device: auto, cpu or cuda (bf16 / fp16 on cuda)
+    precision: of a kgbuild model folder: auto (bf16 / fp16 on cuda, fp32 on the CPU), fp32, bf16
+               (also on a CPU with bf16 dot products) or fp16 (cuda); hub models keep their own
     batch_size: sentences per forward pass
     threshold: least confidence of a relation (joint model; a seq2seq model gives no score)
     cross_sentence: "zeroshot" adds the default backend's relations between entities that never
@@ -49,7 +51,7 @@ class TransformersRelations:
     """
 
     def __init__(self, model: str = "", device: str = "auto", batch_size: int = 32, threshold: float = 0.5,
-                 cross_sentence: str = "none", cross_sentence_threshold: float = 0.6) -> None:
+                 cross_sentence: str = "none", cross_sentence_threshold: float = 0.6, precision: str = "auto") -> None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ConfigError(f"relations.threshold must be between 0 and 1, got {threshold!r}")
         if cross_sentence not in CROSS_SENTENCE:
@@ -59,7 +61,7 @@ class TransformersRelations:
         self.device = resolve_device(device)
         self.batch_size = int(batch_size)
         self.threshold = float(threshold)
-        self.joint = joint_model(self.model, str(self.device)) if is_joint(self.model) else None
+        self.joint = joint_model(self.model, str(self.device), precision) if is_joint(self.model) else None
         self._names: dict[str, str] = {}
         self.cross_sentence = None
         if cross_sentence == "zeroshot":
@@ -79,7 +81,8 @@ class TransformersRelations:
 
     def info(self) -> dict[str, Any]:
         kind = "kgbuild joint model" if self.joint is not None else "hub seq2seq extractor"
-        out = {"model": self.model, "kind": kind, "device": str(self.device), "threshold": self.threshold}
+        out = {"model": self.model, "kind": kind, "device": str(self.device),
+                **({"precision": self.joint.precision} if self.joint is not None else {}), "threshold": self.threshold}
         if self.cross_sentence is not None:
             out["cross_sentence"] = {"backend": "zeroshot", **self.cross_sentence.info()}
         return out

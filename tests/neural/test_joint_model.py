@@ -210,3 +210,52 @@ def test_pair_head_on_rebuilt_span_vectors_scores_as_on_all_of_them(tiny_model, 
         reps, _ = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4], spans[:, 5].clamp(max=model.max_width))
         expected = net.pairs(hidden, sums, reps, *p.unbind(1)).softmax(-1)
         assert torch.equal(model.forward_pairs(states, p), expected)
+
+
+def test_precision_bf16_runs_the_model_in_bf16_on_the_cpu_and_auto_stays_fp32(tiny_model):
+    import torch
+
+    from kgbuild.neural.joint import JointExtractor
+
+    dtypes = {}
+    for precision in ("auto", "bf16", "fp32"):
+        model = JointExtractor.load(tiny_model[0], "cpu", precision)
+        def seen(module, args, out, precision=precision):
+            dtypes.setdefault(precision, out.dtype)
+
+        hook = model.net.span_head.register_forward_hook(seen)
+        try:
+            found = model.predict(["Alice Smith works for Acme Corp in Paris ."])
+        finally:
+            hook.remove()
+        assert len(found) == 1
+        assert model.precision == ("fp32" if precision == "auto" else precision)
+    assert dtypes == {"auto": torch.float32, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def test_unknown_precision_and_fp16_on_the_cpu_are_refused_with_the_choices(tiny_model):
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+    from kgbuild.neural.joint import JointExtractor
+
+    with pytest.raises(KgbuildError, match="auto, fp32, bf16, fp16"):
+        JointExtractor.load(tiny_model[0], "cpu", "int4")
+    with pytest.raises(KgbuildError, match="fp16 is for GPUs"):
+        JointExtractor.load(tiny_model[0], "cpu", "fp16")
+
+
+def test_eval_takes_a_precision_and_says_which_it_ran(tiny_model, tiny_data):
+    from typer.testing import CliRunner
+
+    from kgbuild.cli import app
+    from kgbuild.errors import KgbuildError
+
+    runner = CliRunner()
+    scored = runner.invoke(app, ["eval", "re", "--model", str(tiny_model[0]), "--data", str(tiny_data),
+                                 "--format", "conll04", "--device", "cpu", "--precision", "bf16"])
+    assert scored.exit_code == 0, scored.output
+    assert "s on cpu (bf16)\n" in scored.output
+    refused = runner.invoke(app, ["eval", "ner", "--model", str(tiny_model[0]), "--data", str(tiny_data),
+                                  "--format", "conll04", "--device", "cpu", "--precision", "fp16"])
+    assert isinstance(refused.exception, KgbuildError) and "fp16 is for GPUs" in str(refused.exception)

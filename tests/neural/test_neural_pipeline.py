@@ -136,3 +136,13 @@ def test_a_model_trained_again_into_the_same_folder_is_not_served_from_the_cache
     loaded = joint_model(str(model), "cpu")
     assert float(loaded.net.span_head[4].bias[0]) == float(heads["span_head.4.bias"][0])
     assert joint_model(str(model), "cpu") is loaded
+
+
+def test_stage_precision_reaches_the_joint_model(tiny_model):
+    from kgbuild.ner.transformers_ner import TransformersNER
+    from kgbuild.relations.transformers_re import TransformersRelations
+
+    ner = TransformersNER(model=str(tiny_model[0]), device="cpu", precision="bf16")
+    relations = TransformersRelations(model=str(tiny_model[0]), device="cpu")
+    assert ner.info()["precision"] == "bf16" and ner.joint.precision == "bf16"
+    assert relations.info()["precision"] == "fp32"
