@@ -81,8 +81,9 @@ class TransformersRelations:
 
     def info(self) -> dict[str, Any]:
         kind = "kgbuild joint model" if self.joint is not None else "hub seq2seq extractor"
-        out = {"model": self.model, "kind": kind, "device": str(self.device),
-                **({"precision": self.joint.precision} if self.joint is not None else {}), "threshold": self.threshold}
+        out = {"model": self.model, "kind": kind, "device": str(self.device), "threshold": self.threshold}
+        if self.joint is not None:
+            out["precision"] = self.joint.precision
         if self.cross_sentence is not None:
             out["cross_sentence"] = {"backend": "zeroshot", **self.cross_sentence.info()}
         return out
