@@ -263,16 +263,20 @@ def embed(
     seed: int = typer.Option(0, "--seed", help="random seed of the split and the training"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
+    members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and save their ensemble"),
 ) -> None:
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
 
     result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
-                              settings=settings)
+                              settings=settings, members=members)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
               else "graph too small for a validation split")
+    if result.members and m:
+        scores += " (each alone: " + ", ".join(f"{x.metrics['mrr']:.3f}" for x in result.members) + ")"
     typer.echo(
+        f"{'ensemble of ' + str(len(result.members)) + ' x ' if result.members else ''}"
         f"{result.config.model}: {result.entities} entities, {result.relations} relations, "
         f"{result.training_triples} training / {result.validation_triples} validation facts; "
         f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}; "
@@ -324,9 +328,10 @@ def eval_linkpred(
     progress: bool = typer.Option(False, "--progress", help="print each validation's MRR and time so far (stderr)"),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     known: Optional[list[Path]] = typer.Option(None, "--known", help="more true triples (e.g. a withheld test split), never trained on, also filtered from the rankings (repeatable)"),
+    members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and rank with their ensemble; --max-minutes is shared among them"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Filtered both-sides MRR and Hits@1/3/10 of an embedding model on a link-prediction benchmark."""
+    """Filtered both-sides MRR and Hits@1/3/10 of an embedding model (or an ensemble) on a link-prediction benchmark."""
     from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, result_json
 
     name = dataset or (train.stem if train else "data")
@@ -334,7 +339,7 @@ def eval_linkpred(
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot, max_minutes=max_minutes,
                                progress=(lambda line: typer.echo(line, err=True)) if progress else None,
-                               settings=settings, known=known)
+                               settings=settings, known=known, members=members)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from kgbuild.embed.ensemble import EnsembleModel
 from kgbuild.embed.presets import TrainConfig, default_config, with_settings
-from kgbuild.embed.train import Curves, fit, rank_metrics
+from kgbuild.embed.train import Curves, MemberResult, fit, rank_metrics
 from kgbuild.errors import KgbuildError
 
 # The datasets that ship inside pykeen (files under pykeen/datasets/<name>/; Nations, UMLS and
@@ -44,6 +45,7 @@ class LinkPredResult:
     plot: str | None = None  # path of the PNG
     known_triples: int = 0  # triples of the --known files also filtered (those whose entities and relation were trained)
     metrics_without_known: dict[str, float] = field(default_factory=dict)  # `metrics` filtering the splits alone
+    members: list[MemberResult] = field(default_factory=list)  # an ensemble's models (empty: one model, `curves`)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,7 +116,8 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       config: TrainConfig | None = None, quiet: bool = True,
                       max_minutes: float | None = None,
                       progress: Callable[[str], None] | None = None,
-                      settings: list[str] | None = None, known: list[str | Path] | None = None) -> LinkPredResult:
+                      settings: list[str] | None = None, known: list[str | Path] | None = None,
+                      members: int = 1) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
@@ -122,26 +125,46 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
     (a callable taking one line) hears of each validation; `settings` (KEY=VALUE) change the
     model's training settings. `known`: files of further true triples (a withheld test split,
     facts checked by hand), never trained on, also filtered out of the final rankings; the
-    figures filtering the splits alone are kept in `metrics_without_known`."""
+    figures filtering the splits alone are kept in `metrics_without_known`.
+
+    `members` > 1 trains that many models with seeds `seed`, `seed` + 1, ... (`max_minutes` is
+    then the whole run's box, shared evenly), and every figure is the ensemble's
+    (kgbuild.embed.ensemble); each member's own figures are in `members`."""
     from kgbuild.device import resolve_device
 
+    if members < 1:
+        raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
                                                                      settings, resolve_device(device).type)
     extra = [_known_factory(path, training) for path in known or []]
     t0 = time.perf_counter()
-    fitted = fit(training, validation, testing, config, device=device, seed=seed, quiet=quiet,
-                 max_minutes=max_minutes, progress=progress)
+    fits, member_results = [], []
+    for i in range(members):
+        started = time.perf_counter()
+        fitted = fit(training, validation, testing, config, device=device, seed=seed + i, quiet=quiet,
+                     max_minutes=None if max_minutes is None else max_minutes / members,
+                     progress=_member_progress(progress, i, members, seed + i))
+        fits.append(fitted)
+        if members > 1:
+            member_results.append(MemberResult(
+                seed=seed + i, epochs=len(fitted.curves.losses), best_epoch=fitted.curves.best_epoch,
+                metrics={k: round(v, 4) for k, v in fitted.metrics.items()},
+                seconds=round(time.perf_counter() - started, 1), curves=fitted.curves))
+    fitted = fits[0]
+    scored = fitted.model if members == 1 else EnsembleModel([f.model for f in fits])
     evaluated = testing if testing is not None else validation
+    earlier = [training, *([validation] if testing is not None else [])]
     metrics, without_known = fitted.metrics, {}
+    if members > 1:
+        metrics = rank_metrics(scored, evaluated, earlier, device=scored.device)
     if extra:
         without_known = {k: round(v, 4) for k, v in metrics.items()}
-        metrics = rank_metrics(fitted.model, evaluated, [training, *([validation] if testing is not None else []), *extra],
-                               device=fitted.model.device)
+        metrics = rank_metrics(scored, evaluated, [*earlier, *extra], device=scored.device)
     valid_without_test: dict[str, float] = {}
     if testing is not None:
-        valid_metrics = rank_metrics(fitted.model, validation, [training, testing, *extra], device=fitted.model.device)
+        valid_metrics = rank_metrics(scored, validation, [training, testing, *extra], device=scored.device)
         # as the validation figures of a graph whose test split is withheld (FB15k-237 here) are
-        valid_without_test = rank_metrics(fitted.model, validation, [training, *extra], device=fitted.model.device)
+        valid_without_test = rank_metrics(scored, validation, [training, *extra], device=scored.device)
     else:
         valid_metrics = metrics
     result = LinkPredResult(
@@ -164,10 +187,19 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         curves=fitted.curves,
         known_triples=sum(k.num_triples for k in extra),
         metrics_without_known=without_known,
+        members=member_results,
     )
     if plot is not None:
         result.plot = str(plot_curves(result, plot))
     return result
+
+
+def _member_progress(progress: Callable[[str], None] | None, i: int, members: int,
+                     seed: int) -> Callable[[str], None] | None:
+    """`progress`, its lines prefixed with the ensemble member they come from."""
+    if progress is None or members == 1:
+        return progress
+    return lambda line: progress(f"member {i + 1} of {members} (seed {seed}): {line}")
 
 
 def _known_factory(path: str | Path, training):
@@ -191,19 +223,22 @@ def plot_curves(result: LinkPredResult, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    curves = result.curves
-    ax.plot(range(1, len(curves.losses) + 1), curves.losses, color="tab:blue", label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color="tab:blue")
-    if curves.validation_mrr:
-        right = ax.twinx()
-        right.plot(curves.validation_epochs, curves.validation_mrr, "o-", color="tab:orange", label="validation MRR")
+    right = None
+    for i, curves in enumerate([m.curves for m in result.members] or [result.curves]):
+        ax.plot(range(1, len(curves.losses) + 1), curves.losses, color="tab:blue", alpha=1.0 / (1 + i))
+        if curves.validation_mrr:
+            right = right or ax.twinx()
+            right.plot(curves.validation_epochs, curves.validation_mrr, "o-", color="tab:orange", alpha=1.0 / (1 + i))
+            if curves.best_epoch:
+                ax.axvline(curves.best_epoch, color="gray", linestyle="--", linewidth=1)
+    if right is not None:
         right.set_ylabel("validation MRR (filtered)", color="tab:orange")
         right.set_ylim(0, 1)
-        if curves.best_epoch:
-            ax.axvline(curves.best_epoch, color="gray", linestyle="--", linewidth=1)
     m = result.metrics
-    ax.set_title(f"{result.config.model} on {result.dataset}: {result.split} MRR {m.get('mrr', float('nan')):.3f}, "
+    what = f"ensemble of {len(result.members)} x {result.config.model}" if result.members else result.config.model
+    ax.set_title(f"{what} on {result.dataset}: {result.split} MRR {m.get('mrr', float('nan')):.3f}, "
                  f"Hits@10 {m.get('hits@10', float('nan')):.3f}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
@@ -230,14 +265,20 @@ def format_linkpred(result: LinkPredResult) -> str:
         lines += ["valid:", _metrics_line(result.validation_metrics),
                   "  without filtering the test split (as when it is withheld):",
                   _metrics_line(result.validation_without_test)]
-    lines += [
-        f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, seed {result.seed}",
-    ]
-    curves = result.curves
-    if curves.validation_seconds and result.best_epoch in curves.validation_epochs:
-        kept = curves.validation_epochs.index(result.best_epoch)  # the weights evaluated above
-        lines.append(f"best validation MRR {curves.validation_mrr[kept]:.4f} at epoch {result.best_epoch}, "
-                     f"{curves.validation_seconds[kept]:.0f} s after training began")
+    if result.members:
+        lines[0] = f"ensemble of {len(result.members)} x " + lines[0]
+        lines.append(f"{len(result.members)} models in {result.seconds:.1f}s on {result.device}, each alone:")
+        for member in result.members:
+            lines.append(_metrics_line(member.metrics) + f"   seed {member.seed}, {member.epochs} epochs "
+                         f"(best {member.best_epoch}) in {member.seconds:.1f}s")
+    else:
+        lines.append(f"{result.epochs} epochs (best {result.best_epoch}) in {result.seconds:.1f}s on {result.device}, "
+                     f"seed {result.seed}")
+        curves = result.curves
+        if curves.validation_seconds and result.best_epoch in curves.validation_epochs:
+            kept = curves.validation_epochs.index(result.best_epoch)  # the weights evaluated above
+            lines.append(f"best validation MRR {curves.validation_mrr[kept]:.4f} at epoch {result.best_epoch}, "
+                         f"{curves.validation_seconds[kept]:.0f} s after training began")
     if result.plot:
         lines.append(f"curves: {result.plot}")
     return "\n".join(lines) + "\n"

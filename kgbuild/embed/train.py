@@ -9,11 +9,12 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from kgbuild.embed import scoring
+from kgbuild.embed.ensemble import EnsembleModel
 from kgbuild.embed.graph import read_graph
 from kgbuild.embed.presets import LARGE_GRAPH, TrainConfig, default_config, register_initializers, with_settings
 from kgbuild.errors import GraphError, KgbuildError
@@ -21,6 +22,7 @@ from kgbuild.errors import GraphError, KgbuildError
 EMBEDDINGS_DIR = "embeddings"
 SUMMARY = "summary.json"
 WEIGHTS = "model.pt"
+MEMBER_WEIGHTS = "model-{}.pt"  # an ensemble's second and later models: model-1.pt, model-2.pt, ...
 ENTITIES = "entities.tsv"
 RELATIONS = "relations.tsv"
 TRAINING = "training.tsv"
@@ -52,6 +54,18 @@ class Curves:
     validation_seconds: list[float] = field(default_factory=list)  # wall time from the start of training to each
     best_epoch: int | None = None  # epoch whose weights were kept
     stopped_early: bool = False  # validation MRR stopped improving before the last epoch
+
+
+@dataclass
+class MemberResult:
+    """One model of an ensemble (`--members N`)."""
+
+    seed: int  # its random seed
+    epochs: int  # epochs run
+    best_epoch: int | None  # epoch whose weights it kept
+    metrics: dict[str, float]  # its own figures on the evaluated split (filtering the splits alone)
+    seconds: float  # its training and evaluation time
+    curves: Curves = field(default_factory=Curves)
 
 
 @dataclass
@@ -241,8 +255,10 @@ def rank_metrics(model, target, known, device=None, batch_size: int | None = Non
 
     device = device or model.device
     if batch_size is None:
-        dim = max(int(r.shape[-1]) for r in model.entity_representations)
-        batch_size = evaluation_batch_size(model.num_entities, dim, torch.device(device), type(model).__name__)
+        sizes = [evaluation_batch_size(part.num_entities, max(int(r.shape[-1]) for r in part.entity_representations),
+                                       torch.device(device), type(part).__name__)
+                 for part in getattr(model, "members", [model])]  # an ensemble: its members' least
+        batch_size = None if None in sizes else min(sizes)
     evaluated = RankBasedEvaluator().evaluate(
         model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
         batch_size=batch_size, device=device, use_tqdm=False)
@@ -283,13 +299,16 @@ class EmbeddingResult:
     device: str  # where it trained
     seed: int  # random seed of the split and the training
     base: str  # base IRI of the graph it was trained on
-    model: Any = field(default=None, repr=False, compare=False)  # the pykeen Model
+    members: list[MemberResult] = field(default_factory=list)  # an ensemble's models (empty: one model)
+    model: Any = field(default=None, repr=False, compare=False)  # the pykeen Model, or an EnsembleModel of them
     training: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory: id maps
     validation: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory or None
 
     def summary(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k not in ("model", "training", "validation")}
-        return data
+        # field by field: asdict() of the whole would deep-copy the model and the triples first
+        return {f.name: asdict(v) if is_dataclass(v) else [asdict(m) for m in v] if f.name == "members" else v
+                for f in fields(self) if f.name not in ("model", "training", "validation")
+                for v in [getattr(self, f.name)]}
 
     def save(self, directory: str | Path) -> Path:
         """Write the model weights, the id maps, the split and the summary into `directory`."""
@@ -297,7 +316,10 @@ class EmbeddingResult:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in self.model.state_dict().items()}, directory / WEIGHTS)
+        for stale in directory.glob(MEMBER_WEIGHTS.format("*")):
+            stale.unlink()
+        for i, part in enumerate(getattr(self.model, "members", [self.model])):
+            torch.save({k: v.detach().cpu() for k, v in part.state_dict().items()}, directory / _weights_name(i))
         _write_map(directory / ENTITIES, self.training.entity_to_id)
         _write_map(directory / RELATIONS, self.training.relation_to_id)
         _write_triples(directory / TRAINING, self.training)
@@ -322,6 +344,7 @@ class EmbeddingResult:
         data = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
         config = TrainConfig(**data.pop("config"))
         curves = Curves(**data.pop("curves"))
+        members = [MemberResult(**{**m, "curves": Curves(**m["curves"])}) for m in data.pop("members", [])]
         entity_to_id = _read_map(directory / ENTITIES)
         relation_to_id = _read_map(directory / RELATIONS)
         training = _factory(_read_triples(directory / TRAINING), entity_to_id, relation_to_id, config)
@@ -331,14 +354,24 @@ class EmbeddingResult:
         torch_device = resolve_device(device)
         scoring.install()
         register_initializers()
-        # The seed only silences PyKEEN's warning: the saved weights replace the initial ones.
-        model = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
-                                    triples_factory=training, random_seed=0)
-        state = torch.load(directory / WEIGHTS, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-        model.to(torch_device)
-        model.eval()
-        return cls(config=config, curves=curves, model=model, training=training, validation=validation, **data)
+        parts = []
+        for i in range(max(1, len(members))):
+            if not (directory / _weights_name(i)).is_file():
+                raise EmbeddingError(f"{directory / _weights_name(i)} is missing: the ensemble has {len(members)} models",
+                                     hint="run `kgbuild embed OUT` again")
+            # The seed only silences PyKEEN's warning: the saved weights replace the initial ones.
+            part = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
+                                       triples_factory=training, random_seed=0)
+            part.load_state_dict(torch.load(directory / _weights_name(i), map_location="cpu", weights_only=True))
+            parts.append(part.to(torch_device).eval())
+        model = parts[0] if len(parts) == 1 else EnsembleModel(parts)
+        return cls(config=config, curves=curves, members=members, model=model, training=training,
+                   validation=validation, **data)
+
+
+def _weights_name(member: int) -> str:
+    """The weights file of an ensemble's `member` (0: the first, or the only model)."""
+    return WEIGHTS if member == 0 else MEMBER_WEIGHTS.format(member)
 
 
 def embeddings_dir(out: str | Path) -> Path:
@@ -366,13 +399,18 @@ def split_triples(triples: list[tuple[str, str, str]], config: TrainConfig, seed
 
 def train_embeddings(out: str | Path, model: str | None = None, epochs: int | None = None,
                      device: str = "auto", seed: int = 0, quiet: bool = True,
-                     config: TrainConfig | None = None, settings: list[str] | None = None) -> EmbeddingResult:
+                     config: TrainConfig | None = None, settings: list[str] | None = None,
+                     members: int = 1) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
     `model` is a preset (rotate, complex, complex-n3, transe, tucker, tucker-ce, distmult) or any
     PyKEEN model name; None: the default for the graph's size and the device. Its settings come
     from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all;
-    `settings` (KEY=VALUE, see presets.with_settings) change any of them."""
+    `settings` (KEY=VALUE, see presets.with_settings) change any of them. `members` > 1 trains
+    that many models (seeds `seed`, `seed` + 1, ...) on the same split and saves their ensemble
+    (kgbuild.embed.ensemble), which `predict` and `ask` then score with."""
+    if members < 1:
+        raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     graph = read_graph(out)
     if len(graph.triples) < 2:
         raise GraphError(
@@ -387,7 +425,17 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     config = with_settings(config, settings)
     training, validation = split_triples(graph.triples, config, seed)
 
-    fitted = fit(training, validation, None, config, device=device, seed=seed, quiet=quiet)
+    fits = [fit(training, validation, None, config, device=device, seed=seed + i, quiet=quiet) for i in range(members)]
+    fitted = fits[0]
+    model, metrics = fitted.model, fitted.metrics if validation is not None else {}
+    member_results = []
+    if members > 1:
+        model = EnsembleModel([f.model for f in fits])
+        if validation is not None:
+            metrics = rank_metrics(model, validation, [training])
+        member_results = [MemberResult(seed=seed + i, epochs=len(f.curves.losses), best_epoch=f.curves.best_epoch,
+                                       metrics=f.metrics, seconds=round(f.seconds, 2), curves=f.curves)
+                          for i, f in enumerate(fits)]
     result = EmbeddingResult(
         config=config,
         entities=training.num_entities,
@@ -396,13 +444,14 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
         validation_triples=validation.num_triples if validation is not None else 0,
         epochs=len(fitted.curves.losses),
         best_epoch=fitted.curves.best_epoch,
-        metrics=fitted.metrics if validation is not None else {},
+        metrics=metrics,
         curves=fitted.curves,
-        seconds=round(fitted.seconds, 2),
+        seconds=round(sum(f.seconds for f in fits), 2),
         device=str(resolve_device(device)),
         seed=seed,
         base=graph.base,
-        model=fitted.model,
+        members=member_results,
+        model=model,
         training=training,
         validation=validation,
     )
