@@ -141,3 +141,19 @@ def test_an_answer_that_several_paths_reach_scores_the_sum_of_their_probabilitie
     assert result.answers[0].score > max(expected["Society 0"])
     for a in result.answers:
         assert a.score == pytest.approx(sum(expected[a.label]), abs=1e-6)
+
+
+def test_an_ensemble_of_embeddings_also_bridges_the_missing_fact(people_kb, tmp_path):
+    import shutil
+
+    from kgbuild.embed import train_embeddings
+    from kgbuild.embed.ensemble import EnsembleModel
+
+    out = tmp_path / "out"
+    shutil.copytree(people_kb, out)
+    train_embeddings(out, model="distmult", epochs=150, device="cpu", seed=0, members=2)
+    answerer = Answerer.open(out, completion="embeddings")
+    assert isinstance(answerer.embeddings.model, EnsembleModel)
+    best = answerer.answer("where was [Zofia Nowak] born").answers[0]
+    assert best.label == "Warsaw" and not best.stated
+    assert best.chain[0].inferred_by == "embeddings" and 0 < best.chain[0].score < 1
