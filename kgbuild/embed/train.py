@@ -9,7 +9,7 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -306,9 +306,9 @@ class EmbeddingResult:
 
     def summary(self) -> dict[str, Any]:
         # field by field: asdict() of the whole would deep-copy the model and the triples first
-        return {f.name: asdict(v) if is_dataclass(v) else [asdict(m) for m in v] if f.name == "members" else v
-                for f in fields(self) if f.name not in ("model", "training", "validation")
-                for v in [getattr(self, f.name)]}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "training", "validation")}
+        data.update(config=asdict(self.config), curves=asdict(self.curves), members=[asdict(m) for m in self.members])
+        return data
 
     def save(self, directory: str | Path) -> Path:
         """Write the model weights, the id maps, the split and the summary into `directory`."""

@@ -128,6 +128,12 @@ def test_embed_members_saves_an_ensemble_that_loads_and_predicts_the_same(embedd
         assert torch.allclose(loaded.model.predict_t(query), result.model.predict_t(query), atol=1e-5)
     ranked = predict(out, head="Marie Curie", relation="place of birth", top=3)
     assert len(ranked.candidates) == 3
+    # a member's weights gone: a clear error, not a smaller ensemble
+    saved = (out / "embeddings" / "model-1.pt").read_bytes()
+    (out / "embeddings" / "model-1.pt").unlink()
+    with pytest.raises(KgbuildError, match="model-1.pt is missing: the ensemble has 2 models"):
+        load_embeddings(out)
+    (out / "embeddings" / "model-1.pt").write_bytes(saved)
     # one model again: the ensemble's other weights go, and a single model loads
     train_embeddings(out, device="cpu", seed=0, settings=["embedding_dim=16", "epochs=5"])
     assert not (out / "embeddings" / "model-1.pt").exists()
