@@ -45,7 +45,8 @@ class LinkPredResult:
     plot: str | None = None  # path of the PNG
     known_triples: int = 0  # triples of the --known files also filtered (those whose entities and relation were trained)
     metrics_without_known: dict[str, float] = field(default_factory=dict)  # `metrics` filtering the splits alone
-    members: list[MemberResult] = field(default_factory=list)  # an ensemble's models (empty: one model, `curves`)
+    # an ensemble's models (empty: one model); epochs, best_epoch and curves are then the first member's
+    members: list[MemberResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
