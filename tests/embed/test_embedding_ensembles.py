@@ -68,9 +68,11 @@ def test_ensemble_scores_are_the_mean_of_member_log_probabilities(two_models):
     assert torch.allclose(ensemble.predict_t(batch[:, :2]), expected, atol=1e-6)
     # the evaluator's entry point scores the same
     assert torch.allclose(ensemble.predict(hrt_batch=batch, target="tail"), expected, atol=1e-6)
-    # a member whose scores are shifted and scaled up still weighs the same after its softmax
+    # heads alike, and the result is a mean of log-probabilities: a log-probability itself at most 0
     heads = ensemble.predict_h(batch[:, 1:])
-    assert heads.shape == (4, ensemble.num_entities) and torch.isfinite(heads).all()
+    expected = sum(torch.log_softmax(m.predict_h(batch[:, 1:]), dim=-1) for m in models) / 2
+    assert heads.shape == (4, ensemble.num_entities) and torch.allclose(heads, expected, atol=1e-6)
+    assert (heads <= 0).all()
 
 
 def test_members_of_different_graphs_are_refused(two_models, tmp_path):
