@@ -6,6 +6,8 @@ University of Warsaw all were)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kgbuild.model import Entity, Fact
 
 BASE = "http://kgbuild.org/kg/"
@@ -61,3 +63,9 @@ def make_facts() -> list[Fact]:
     for city, (university, country) in CITIES.items():
         facts += [_fact(city, "P17", country), _fact(university, "P17", country)]
     return facts
+
+
+def write_triples(path: Path, triples, newline: str = "\n") -> Path:
+    """A tab-separated triple file, as link-prediction benchmarks ship them (`newline`: LF or CRLF)."""
+    path.write_bytes("".join(f"{h}\t{r}\t{t}{newline}" for h, r, t in triples).encode())
+    return path

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from embed_samples import iri, write_triples
 from typer.testing import CliRunner
 
 from kgbuild.cli import app
@@ -39,12 +40,8 @@ def team_files(tmp_path_factory):
     triples = _triples()
     random.Random(1).shuffle(triples)
     held = [t for t in triples if t[1] == "passes_to"][:10]
-    paths = []
-    for name, part in (("train", [t for t in triples if t not in held]), ("valid", held)):
-        path = Path(folder) / f"{name}.txt"
-        path.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in part))
-        paths.append(path)
-    return paths
+    return [write_triples(Path(folder) / "train.txt", [t for t in triples if t not in held]),
+            write_triples(Path(folder) / "valid.txt", held)]
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +111,6 @@ def test_cli_members_prints_the_ensemble_and_each_member(team_files, tmp_path):
 
 
 def test_embed_members_saves_an_ensemble_that_loads_and_predicts_the_same(embedded_copy):
-    from embed_samples import iri
-
     from kgbuild.embed import load_embeddings, predict, train_embeddings
 
     out = embedded_copy

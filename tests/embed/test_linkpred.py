@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from embed_samples import write_triples
 
 from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, load_dataset, unranked
 from kgbuild.embed.presets import TrainConfig
@@ -33,11 +34,6 @@ def _club_triples() -> list[tuple[str, str, str]]:
     return triples
 
 
-def _write(path: Path, triples, newline: str) -> Path:
-    path.write_bytes("".join(f"{h}\t{r}\t{t}{newline}" for h, r, t in triples).encode())
-    return path
-
-
 @pytest.fixture(scope="module")
 def club_files(tmp_path_factory):
     """train / valid / test files with CRLF line ends; valid holds one triple of an unseen entity."""
@@ -47,13 +43,13 @@ def club_files(tmp_path_factory):
     held = [t for t in triples if t[1] == "knows"][:16]
     train = [t for t in triples if t not in held]
     valid = held[:8] + [("stranger", "knows", "member0_0")]
-    return (_write(folder / "train.txt", train, "\r\n"), _write(folder / "valid.txt", valid, "\r\n"),
-            _write(folder / "test.txt", held[8:], "\r\n"))
+    return (write_triples(folder / "train.txt", train, "\r\n"), write_triples(folder / "valid.txt", valid, "\r\n"),
+            write_triples(folder / "test.txt", held[8:], "\r\n"))
 
 
 def test_crlf_files_load_like_lf_files(club_files, tmp_path):
     train, valid, _ = club_files
-    lf = _write(tmp_path / "train.txt", [tuple(line.split("\t")) for line in
+    lf = write_triples(tmp_path / "train.txt", [tuple(line.split("\t")) for line in
                                          train.read_text().splitlines()], "\n")
     _, crlf_training, validation, testing = load_dataset(train=train, valid=valid)
     _, lf_training, _, _ = load_dataset(train=lf, valid=valid)
@@ -209,7 +205,7 @@ def test_known_triples_are_filtered_from_the_final_rankings(club_files, tmp_path
     # (relation, tail): filtered, they leave the held-out answer alone in every ranking
     known = {(h, r, e) for h, r, t in rows for e in entities if e != t} | {(e, r, t) for h, r, t in rows
                                                                            for e in entities if e != h}
-    known_file = _write(tmp_path / "known.txt", sorted(known) + [("stranger", "knows", "member0_1")], "\n")
+    known_file = write_triples(tmp_path / "known.txt", sorted(known) + [("stranger", "knows", "member0_1")], "\n")
     result = evaluate_linkpred(train=train, valid=valid, config=replace(SMALL, epochs=10), device="cpu", seed=0,
                                known=[known_file])
     assert result.metrics["mrr"] == 1.0 and result.validation_metrics["mrr"] == 1.0
