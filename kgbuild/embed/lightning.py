@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kgbuild.embed.presets import TrainConfig, register_initializers
+from kgbuild.embed.presets import TrainConfig, register_extensions
 from kgbuild.errors import KgbuildError
 
 
@@ -97,7 +97,7 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
     from kgbuild.embed import scoring
 
     scoring.install()  # this process; ddp_spawn's processes score with PyKEEN's own (same scores)
-    register_initializers()  # models are built here; ddp_spawn hands them to the processes built
+    register_extensions()  # models are built here; ddp_spawn hands them to the processes built
 
     pl.seed_everything(seed, verbose=False)
     dataset = EagerDataset(training=training, testing=validation or training, validation=validation)

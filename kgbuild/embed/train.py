@@ -16,7 +16,7 @@ from typing import Any, Callable
 from kgbuild.embed import scoring
 from kgbuild.embed.ensemble import EnsembleModel
 from kgbuild.embed.graph import read_graph
-from kgbuild.embed.presets import LARGE_GRAPH, TrainConfig, default_config, register_initializers, with_settings
+from kgbuild.embed.presets import LARGE_GRAPH, TrainConfig, default_config, register_extensions, with_settings
 from kgbuild.errors import GraphError, KgbuildError
 
 EMBEDDINGS_DIR = "embeddings"
@@ -90,18 +90,24 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
 
     from kgbuild.device import resolve_device
     from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop
+    from kgbuild.embed.nbfnet import NBFNetTrainingLoop
 
     config.check()
     torch_device = resolve_device(device)
-    loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop}  # kgbuild's; others PyKEEN's
+    loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop,
+             "nbfnet": NBFNetTrainingLoop}  # kgbuild's; others PyKEEN's
+    loop_kwargs = {"1vsall": {"n3": config.n3, "relation_prediction": config.relation_prediction},
+                   "nbfnet": {"negatives": config.negatives, "adversarial_temperature": config.adversarial_temperature,
+                              "remove_one_hop": config.remove_one_hop}}
     quiet_pykeen_logs()
     scoring.install()
-    register_initializers()
+    register_extensions()
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
     if max_minutes is not None:
         training_kwargs["callbacks"] = [_time_box(max_minutes * 60)]
-    eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device, config.model)
+    eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device, config.model,
+                                       facts=training.num_triples)
     if not slcwa and config.label_smoothing:
         training_kwargs["label_smoothing"] = config.label_smoothing
     with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
@@ -129,9 +135,9 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         gc.freeze()
         warnings.filterwarnings("ignore", message=".*pin_memory.*")
         threads = torch.get_num_threads()
-        if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH:
+        if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH and config.model != "NBFNet":
             # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
-            # busy cores).
+            # busy cores). Not NBFNet's: a message per fact and query (Nations: 1.7x faster on two).
             torch.set_num_threads(1)
         # Dropout masks drawn by scoring.fast_dropout (the same distribution, another random
         # stream) only where they save time: large graphs' TuckER steps (1.14-1.29x). On smaller
@@ -156,8 +162,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 loss_kwargs=config.loss_kwargs or None,
                 # 1-vs-all: the labels of each batch built on the device, not the host (lcwa.py)
                 training_loop=loops.get(config.training_loop, config.training_loop),
-                training_loop_kwargs=({"n3": config.n3, "relation_prediction": config.relation_prediction}
-                                      if config.training_loop == "1vsall" else None),
+                training_loop_kwargs=loop_kwargs.get(config.training_loop),
                 negative_sampler="basic" if slcwa else None,
                 negative_sampler_kwargs={"num_negs_per_pos": config.negatives} if slcwa else None,
                 optimizer=config.optimizer,
@@ -229,7 +234,8 @@ def _validation_at(curves: "Curves", epoch: int | None) -> float:
     return 0.0
 
 
-def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: str | None = None) -> int | None:
+def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: str | None = None,
+                          facts: int = 0) -> int | None:
     """How many triples one evaluation step scores against every entity.
 
     On a GPU, None: PyKEEN starts with all evaluation triples and halves the batch on each
@@ -237,9 +243,13 @@ def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: 
     PyKEEN's own scoring builds a batch x entities x width tensor, which must stay under
     CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024). Models
     scored by a matrix product or a cdist once kgbuild's scoring is installed
-    (scoring.MATMUL_MODELS, scoring.CDIST_MODELS) hold only the batch x entities scores."""
+    (scoring.MATMUL_MODELS, scoring.CDIST_MODELS) hold only the batch x entities scores. NBFNet
+    holds about four copies of a layer's messages a query: one per training fact (`facts`) in
+    each direction and one per entity, `embedding_dim` wide."""
     if device.type == "cuda":
         return None
+    if model == "NBFNet":
+        return max(1, min(1024, CPU_EVALUATION_FLOATS // (4 * (2 * facts + num_entities) * embedding_dim)))
     width = 2 * embedding_dim  # complex models store two reals per dimension
     if model in scoring.MATMUL_MODELS | scoring.CDIST_MODELS and scoring.installed():
         width = 8  # the scores, the filter mask and the ranking's temporaries
@@ -255,14 +265,22 @@ def rank_metrics(model, target, known, device=None, batch_size: int | None = Non
 
     device = device or model.device
     if batch_size is None:
-        sizes = [evaluation_batch_size(part.num_entities, max(int(r.shape[-1]) for r in part.entity_representations),
-                                       torch.device(device), type(part).__name__)
+        sizes = [_evaluation_batch_of(part, torch.device(device))
                  for part in getattr(model, "members", [model])]  # an ensemble: its members' least
         batch_size = None if None in sizes else min(sizes)
     evaluated = RankBasedEvaluator().evaluate(
         model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
         batch_size=batch_size, device=device, use_tqdm=False)
     return {name: float(evaluated.get_metric(name)) for name in METRICS}
+
+
+def _evaluation_batch_of(model, device) -> int | None:
+    """evaluation_batch_size for a trained model."""
+    if hasattr(model, "entity_representations"):
+        width = max(int(r.shape[-1]) for r in model.entity_representations)
+        return evaluation_batch_size(model.num_entities, width, device, type(model).__name__)
+    return evaluation_batch_size(model.num_entities, model.embedding_dim, device, type(model).__name__,
+                                 facts=model.num_edges // 2)
 
 
 def _time_box(seconds: float):
@@ -353,7 +371,7 @@ class EmbeddingResult:
             validation = _factory(_read_triples(directory / VALIDATION), entity_to_id, relation_to_id, config)
         torch_device = resolve_device(device)
         scoring.install()
-        register_initializers()
+        register_extensions()
         parts = []
         for i in range(max(1, len(members))):
             if not (directory / _weights_name(i)).is_file():

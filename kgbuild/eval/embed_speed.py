@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kgbuild.embed.linkpred import load_with_config
-from kgbuild.embed.presets import register_initializers
+from kgbuild.embed.presets import register_extensions
 
 
 def measure_embed_speed(dataset: str | None = None, train: str | Path | None = None, valid: str | Path | None = None,
@@ -34,7 +34,7 @@ def measure_embed_speed(dataset: str | None = None, train: str | Path | None = N
     quiet_pykeen_logs()
     torch_device = resolve_device(device)
     name, training, validation, _, config = load_with_config(dataset, train, valid, None, model)
-    register_initializers()  # presets may name kgbuild's small_normal start
+    register_extensions()  # presets may name kgbuild's small_normal start
     torch.manual_seed(seed)
     loss = loss_resolver.make(config.loss, config.loss_kwargs or None)
     kgem = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
