@@ -83,6 +83,32 @@ if pl is not None:
                                                shuffle=shuffle)
 
 
+    class NBFNetLitModule(OneVsAllLitModule):
+        """NBFNet's training (nbfnet.NBFNetObjective) as a Lightning module: a batch is training
+        rows, as in 1-vs-all training; each process builds the objective on its own device."""
+
+        def __init__(self, *, negatives: int = 32, adversarial_temperature: float = 0.5, remove_one_hop: bool = False,
+                     **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.objective_kwargs = dict(negatives=negatives, adversarial_temperature=adversarial_temperature,
+                                         remove_one_hop=remove_one_hop)
+            self._objective = None
+
+        def _step(self, batch, prefix: str):
+            import torch
+            from pykeen.triples.instances import LCWAInstances
+
+            from kgbuild.embed.lcwa import one_vs_all_triples
+            from kgbuild.embed.nbfnet import NBFNetObjective
+
+            if self._objective is None or self._objective.known.device != batch.device:
+                rows = torch.as_tensor(one_vs_all_triples(LCWAInstances.from_triples_factory(self.dataset.training)))
+                self._objective = NBFNetObjective(self.model, rows, **self.objective_kwargs)
+            loss = self._objective.loss(batch)
+            self.log(f"{prefix}_loss", loss)
+            return loss
+
+
 def train_lightning(training, config: TrainConfig, validation=None, processes: int = 2,
                     accelerator: str = "cpu", epochs: int | None = None, seed: int = 0) -> LightningResult:
     """Train `config`'s model on the `training` TriplesFactory with `processes` DDP processes.
@@ -110,7 +136,10 @@ def train_lightning(training, config: TrainConfig, validation=None, processes: i
         learning_rate=config.learning_rate,
         optimizer=config.optimizer,
     )
-    if config.training_loop == "1vsall":
+    if config.training_loop == "nbfnet":
+        module = NBFNetLitModule(negatives=config.negatives, adversarial_temperature=config.adversarial_temperature,
+                                 remove_one_hop=config.remove_one_hop, **module_kwargs)
+    elif config.training_loop == "1vsall":
         module = OneVsAllLitModule(n3=config.n3, relation_prediction=config.relation_prediction,
                                    label_smoothing=config.label_smoothing, **module_kwargs)
     elif config.training_loop == "slcwa":

@@ -207,63 +207,76 @@ class _ScatterExtreme(torch.autograd.Function):
         return share.index_select(0, index) * hit, None, (share * (start == out)) if ctx.needs_input_grad[2] else None, None
 
 
-class NBFNetTrainingLoop(OneVsAllTrainingLoop):
-    """NBFNet's training (module docstring): a batch is training triples (inverse ones included),
-    each against `negatives` random tails that do not complete its query in training; binary
-    cross-entropy with self-adversarial weights on the negatives; the facts between the batch's
-    heads and candidates left out of its graph."""
+class NBFNetObjective:
+    """NBFNet's training loss (module docstring) for batches of training rows (head, relation,
+    tail; inverse rows included) of `model`, whose training rows are all of `rows`: each row's tail
+    against `negatives` random tails that do not complete its query in training, binary
+    cross-entropy with self-adversarial weights on the negatives, and the batch's facts left out of
+    its graph (`remove_one_hop`: every fact between its heads and candidates)."""
 
-    def __init__(self, *, negatives: int = 32, adversarial_temperature: float = 0.5, remove_one_hop: bool = False,
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, model: NBFNet, rows: torch.Tensor, negatives: int = 32, adversarial_temperature: float = 0.5,
+                 remove_one_hop: bool = False) -> None:
+        n, r = model.num_entities, model.num_relations
+        self.model = model
         self.negatives = negatives
         self.adversarial_temperature = adversarial_temperature
         self.remove_one_hop = remove_one_hop
+        rows = rows.to(model.device)
+        self.known = torch.sort(triple_keys(rows[:, 0], rows[:, 1], rows[:, 2], r, n)).values
+        self.edge_pairs = model.sources * n + model.targets
+        self.edge_keys = triple_keys(model.sources, model.edge_relations, model.targets, r, n)
 
-    def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs):
-        loader = super()._create_training_data_loader(triples_factory, sampler, **kwargs)
-        n = self.model.num_entities
-        rows = self._triples
-        # every training (head, relation, tail), as one sortable number: negatives must not be one
-        self._known = torch.sort(triple_keys(rows[:, 0], rows[:, 1], rows[:, 2], self.model.num_relations, n)).values
-        model = self.model
-        self._edge_pairs = model.sources * n + model.targets
-        self._edge_keys = triple_keys(model.sources, model.edge_relations, model.targets, model.num_relations, n)
-        return loader
-
-    def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
-                       slice_size: int | None = None):
-        model = self.model
-        rows = self._triples[batch["triples"][start:stop].to(self._triples.device)]
+    def loss(self, rows: torch.Tensor) -> torch.Tensor:
         heads, relations, tails = rows.t()
         candidates = torch.cat([tails.unsqueeze(1), self.strict_negatives(heads, relations)], dim=1)  # B x (1 + K)
-        n, r = model.num_entities, model.num_relations
+        hidden, query = self.model.propagate(heads, relations, removed=self.removed_facts(rows, candidates))
+        return adversarial_bce(self.model.score_candidates(hidden, query, candidates), self.adversarial_temperature)
+
+    def removed_facts(self, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """A mask of the model's facts (both directions) that the batch leaves out of its graph."""
+        n, r = self.model.num_entities, self.model.num_relations
+        heads, relations, tails = rows.t()
         if self.remove_one_hop:
             pair_heads = heads.unsqueeze(1).expand_as(candidates).reshape(-1)
             pair_tails = candidates.reshape(-1)
-            removed = torch.isin(self._edge_pairs, torch.cat([pair_heads * n + pair_tails, pair_tails * n + pair_heads]))
-        else:
-            inverse = relations ^ 1  # 2r <-> 2r + 1
-            own = torch.cat([triple_keys(heads, relations, tails, r, n), triple_keys(tails, inverse, heads, r, n)])
-            removed = torch.isin(self._edge_keys, own)
-        hidden, query = model.propagate(heads, relations, removed=removed)
-        scores = model.score_candidates(hidden, query, candidates)
-        return adversarial_bce(scores, self.adversarial_temperature)
+            return torch.isin(self.edge_pairs, torch.cat([pair_heads * n + pair_tails, pair_tails * n + pair_heads]))
+        inverse = relations ^ 1  # 2r <-> 2r + 1
+        own = torch.cat([triple_keys(heads, relations, tails, r, n), triple_keys(tails, inverse, heads, r, n)])
+        return torch.isin(self.edge_keys, own)
 
     def strict_negatives(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
         """`negatives` random tails for each query that are not its tails in training (drawn
-        again where one is; NBFNet's strict negatives)."""
+        again where one is, up to 100 times: a query true of nearly every entity keeps some)."""
         n, r = self.model.num_entities, self.model.num_relations
         shape = (len(heads), self.negatives)
         drawn = torch.randint(n, shape, device=heads.device)
         for _ in range(100):
             keys = triple_keys(heads.unsqueeze(1), relations.unsqueeze(1), drawn, r, n)
-            position = torch.searchsorted(self._known, keys).clamp(max=len(self._known) - 1)
-            clash = self._known[position] == keys
+            position = torch.searchsorted(self.known, keys).clamp(max=len(self.known) - 1)
+            clash = self.known[position] == keys
             if not bool(clash.any()):
                 break
             drawn = torch.where(clash, torch.randint(n, shape, device=heads.device), drawn)
         return drawn
+
+
+class NBFNetTrainingLoop(OneVsAllTrainingLoop):
+    """PyKEEN training with NBFNetObjective: a batch is training rows, as in 1-vs-all training."""
+
+    def __init__(self, *, negatives: int = 32, adversarial_temperature: float = 0.5, remove_one_hop: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.objective_kwargs = dict(negatives=negatives, adversarial_temperature=adversarial_temperature,
+                                     remove_one_hop=remove_one_hop)
+
+    def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs):
+        loader = super()._create_training_data_loader(triples_factory, sampler, **kwargs)
+        self.objective = NBFNetObjective(self.model, self._triples, **self.objective_kwargs)
+        return loader
+
+    def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
+                       slice_size: int | None = None):
+        return self.objective.loss(self._triples[batch["triples"][start:stop].to(self._triples.device)])
 
 
 def triple_keys(heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor, num_relations: int,

@@ -135,9 +135,11 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         gc.freeze()
         warnings.filterwarnings("ignore", message=".*pin_memory.*")
         threads = torch.get_num_threads()
-        if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH and config.model != "NBFNet":
+        if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH and (
+                config.model != "NBFNet" or 2 * training.num_triples * config.batch_size * config.embedding_dim < 2**22):
             # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
-            # busy cores). Not NBFNet's: a message per fact and query (Nations: 1.7x faster on two).
+            # busy cores). NBFNet's hold a message per fact and query, not tiny from a few
+            # million floats (Nations: 6.5 million, 1.7x faster on two idle cores).
             torch.set_num_threads(1)
         # Dropout masks drawn by scoring.fast_dropout (the same distribution, another random
         # stream) only where they save time: large graphs' TuckER steps (1.14-1.29x). On smaller

@@ -54,3 +54,26 @@ def test_two_processes_train_complex_n3_one_vs_all_with_relation_prediction(embe
     assert result.processes == 2 and type(result.model).__name__ == "ComplEx"
     # small-normal start (std 0.001) -> trained weights far from it
     assert float(result.model.entity_representations[0](indices=None).abs().max()) > 0.01
+
+
+def test_two_processes_train_nbfnet_with_its_own_objective(embedded):
+    from dataclasses import replace
+
+    from pykeen.models import model_resolver
+
+    from kgbuild.embed.presets import PRESETS, register_extensions
+
+    out, _ = embedded
+    graph = read_graph(out)
+    config = replace(PRESETS["nbfnet"], embedding_dim=8, batch_size=16, negatives=4, model_kwargs={"num_layers": 2})
+    training, _ = split_triples(graph.triples, config, seed=0)
+    register_extensions()
+    fresh = model_resolver.make(config.model, {"embedding_dim": 8, "num_layers": 2}, triples_factory=training,
+                                random_seed=0)
+
+    result = train_lightning(training, config, processes=2, accelerator="cpu", epochs=2, seed=0)
+
+    assert result.processes == 2 and type(result.model).__name__ == "NBFNet"
+    trained = dict(result.model.state_dict())
+    assert not torch.allclose(trained["query.weight"], fresh.state_dict()["query.weight"])
+    assert torch.equal(trained["sources"], fresh.state_dict()["sources"])  # the graph itself is not learnt
