@@ -36,6 +36,7 @@ from pykeen.models.base import Model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from kgbuild.device import keep_freed_cpu_memory
 from kgbuild.embed.lcwa import OneVsAllTrainingLoop
 
 # PNA's statistics and degree scalers (Corso et al. 2020), as NBFNet aggregates.
@@ -45,6 +46,13 @@ EPS = 1e-6
 # Layers whose messages hold more floats than this (1 GiB) are recomputed in the backward pass
 # rather than kept, unless the model says otherwise: FB15k-237 at batch 64 holds 1.1 billion.
 CHECKPOINT_FLOATS = 2**28
+# On the CPU, queries are scored (and trained, as PyKEEN sub-batches) in chunks whose messages hold
+# at most this many floats (16 MB), and glibc keeps freed blocks of up to 32 MB for reuse
+# (kgbuild.device.keep_freed_cpu_memory): larger tensors, or freed ones given back, come from fresh
+# mmap()s whose pages fault in one by one, which took more time in the kernel than the arithmetic
+# did. A step of batch 64 on UMLS: 3.5-3.7 s in one piece (4.2-4.5 s of CPU time in the kernel),
+# 1.06 s in chunks of 16 (none); Nations: 0.28-0.30 s either way once freed blocks are kept.
+CPU_CHUNK_FLOATS = 2**22
 
 
 class NBFNet(Model):
@@ -94,6 +102,8 @@ class NBFNet(Model):
                   removed: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Every entity's vector for each query (head, relation): entities x queries x dimension,
         and the queries' relation vectors. `removed`: a mask of the facts to leave out."""
+        if heads.device.type == "cpu":
+            keep_freed_cpu_memory()
         sources, targets, edge_relations = self.sources, self.targets, self.edge_relations
         if removed is not None:
             keep = ~removed
@@ -106,10 +116,12 @@ class NBFNet(Model):
         scale = degree.log()
         scale = scale / scale.mean().clamp(min=EPS)
         scales = torch.stack([torch.ones_like(scale), scale, 1.0 / scale.clamp(min=1e-2)], dim=-1)
+        recompute = (self.training and torch.is_grad_enabled()
+                     and self._checkpointed(len(heads), len(targets) + self.num_entities))
         hidden = boundary
         for layer in self.layers:
             args = (hidden, boundary, sources, targets, edge_relations, degree, scales)
-            if self._checkpointed(len(heads), len(targets) + self.num_entities) and self.training and torch.is_grad_enabled():
+            if recompute:
                 update = checkpoint(layer, *args, use_reentrant=False)
             else:
                 update = layer(*args)
@@ -129,6 +141,10 @@ class NBFNet(Model):
 
     def score_t(self, hr_batch: torch.Tensor, *, slice_size: int | None = None, mode=None,
                 tails: torch.Tensor | None = None) -> torch.Tensor:
+        chunk = cpu_chunk(self.num_edges // 2, self.num_entities, self.embedding_dim)
+        if self.device.type == "cpu" and len(hr_batch) > chunk:
+            return torch.cat([self.score_t(hr_batch[i:i + chunk], tails=tails if tails is None or tails.dim() == 1
+                                           else tails[i:i + chunk]) for i in range(0, len(hr_batch), chunk)])
         hidden, query = self.propagate(hr_batch[:, 0], hr_batch[:, 1])
         features = torch.cat([hidden, query.unsqueeze(0).expand_as(hidden)], dim=-1)
         scores = self.mlp(features).squeeze(-1).t()  # queries x entities
@@ -204,7 +220,8 @@ class _ScatterExtreme(torch.autograd.Function):
         hit = (values == out.index_select(0, index)).to(grad.dtype)
         own = (start == out).to(grad.dtype)
         share = grad / own.index_add_(0, index, hit)  # each row's extreme is among its candidates: ties >= 1
-        return share.index_select(0, index) * hit, None, (share * (start == out)) if ctx.needs_input_grad[2] else None, None
+        start_grad = share * (start == out) if ctx.needs_input_grad[2] else None
+        return share.index_select(0, index) * hit, None, start_grad, None
 
 
 class NBFNetObjective:
@@ -274,9 +291,22 @@ class NBFNetTrainingLoop(OneVsAllTrainingLoop):
         self.objective = NBFNetObjective(self.model, self._triples, **self.objective_kwargs)
         return loader
 
+    def sub_batch_and_slice(self, *, batch_size: int, sampler, triples_factory) -> tuple[int, None]:
+        """On the CPU, sub-batches of CPU_CHUNK_FLOATS (their gradients add up to the batch's),
+        instead of PyKEEN's search for the largest sub-batch that fits in memory."""
+        model = self.model
+        if model.device.type == "cpu":
+            return min(batch_size, cpu_chunk(model.num_edges // 2, model.num_entities, model.embedding_dim)), None
+        return super().sub_batch_and_slice(batch_size=batch_size, sampler=sampler, triples_factory=triples_factory)
+
     def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
                        slice_size: int | None = None):
         return self.objective.loss(self._triples[batch["triples"][start:stop].to(self._triples.device)])
+
+
+def cpu_chunk(facts: int, entities: int, dim: int) -> int:
+    """Queries per chunk on the CPU (CPU_CHUNK_FLOATS) for a graph of `facts` facts."""
+    return max(1, CPU_CHUNK_FLOATS // ((2 * facts + entities) * dim))
 
 
 def triple_keys(heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor, num_relations: int,

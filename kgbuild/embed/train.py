@@ -423,7 +423,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
                      members: int = 1) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
-    `model` is a preset (rotate, complex, complex-n3, transe, tucker, tucker-ce, distmult) or any
+    `model` is a preset (rotate, complex, complex-n3, nbfnet, transe, tucker, tucker-ce, distmult) or any
     PyKEEN model name; None: the default for the graph's size and the device. Its settings come
     from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all;
     `settings` (KEY=VALUE, see presets.with_settings) change any of them. `members` > 1 trains
