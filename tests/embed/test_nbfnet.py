@@ -155,3 +155,23 @@ def test_linkpred_benchmark_trains_nbfnet_on_files(tmp_path):
                                test=write_triples(tmp_path / "test.txt", held[2:]), config=config, device="cpu", seed=0)
     # 10 entities: a random ranking gives MRR about 0.3; each answer's group is two hops away
     assert result.metrics["mrr"] > 0.6
+
+
+def test_cpu_chunks_score_like_one_piece_and_set_the_training_sub_batches(monkeypatch):
+    from kgbuild.device import keep_freed_cpu_memory
+    from kgbuild.embed import nbfnet
+
+    triples = [(f"e{i}", f"r{i % 3}", f"e{(i * 7 + 3) % 20}") for i in range(40)]
+    model = _model(triples, layers=3)
+    queries = torch.tensor([[i, i % 6] for i in range(12)])
+    with torch.inference_mode():
+        whole = model.score_t(queries)
+        monkeypatch.setattr(nbfnet, "CPU_CHUNK_FLOATS", 2 * (model.num_edges + model.num_entities) * 8)  # 2 a chunk
+        assert nbfnet.cpu_chunk(model.num_edges // 2, model.num_entities, 8) == 2
+        assert torch.allclose(model.score_t(queries), whole, atol=1e-6)
+    loop = nbfnet.NBFNetTrainingLoop(model=model.train(), triples_factory=_factory(triples), optimizer="adam")
+    assert loop.sub_batch_and_slice(batch_size=64, sampler=None, triples_factory=None) == (2, None)
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert keep_freed_cpu_memory() and keep_freed_cpu_memory()  # a second call changes nothing
