@@ -257,7 +257,7 @@ def eval_relphrases(
 @app.command()
 def embed(
     out: Path = typer.Argument(..., help="output folder of a run"),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="rotate, complex, complex-n3, nbfnet, transe, tucker, tucker-ce, distmult or any PyKEEN model (default: by graph size)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="rotate, complex, complex-n3, nbfnet, astarnet, transe, tucker, tucker-ce, distmult or any PyKEEN model (default: by graph size)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="most epochs to train (early stopping on validation MRR usually ends sooner)"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed of the split and the training"),

@@ -111,11 +111,7 @@ class NBFNet(Model):
         query = self.query(relations)
         boundary = query.new_zeros(self.num_entities, len(heads), self.embedding_dim)
         boundary[heads, torch.arange(len(heads), device=heads.device)] = query
-        # Each entity also hears itself (the boundary): its degree counts that message.
-        degree = torch.bincount(targets, minlength=self.num_entities).float() + 1
-        scale = degree.log()
-        scale = scale / scale.mean().clamp(min=EPS)
-        scales = torch.stack([torch.ones_like(scale), scale, 1.0 / scale.clamp(min=1e-2)], dim=-1)
+        degree, scales = self.degree_scalers(targets)
         recompute = (self.training and torch.is_grad_enabled()
                      and self._checkpointed(len(heads), len(targets) + self.num_entities))
         hidden = boundary
@@ -127,6 +123,31 @@ class NBFNet(Model):
                 update = layer(*args)
             hidden = update + hidden  # shortcut
         return hidden, query
+
+    def degree_scalers(self, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each entity's degree in the graph of facts whose receivers are `targets`, counting the
+        message each entity hears from itself (the boundary), and PNA's scalers of it (1, log
+        degree over its mean, the inverse): entities, and entities x SCALERS."""
+        degree = torch.bincount(targets, minlength=self.num_entities).float() + 1
+        scale = degree.log()
+        scale = scale / scale.mean().clamp(min=EPS)
+        return degree, torch.stack([torch.ones_like(scale), scale, 1.0 / scale.clamp(min=1e-2)], dim=-1)
+
+    def candidate_scores(self, heads: torch.Tensor, relations: torch.Tensor, candidates: torch.Tensor,
+                         removed: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores (queries x candidates) of the candidate tails of queries (head, relation), over
+        the graph less the `removed` facts (a mask): what training asks."""
+        hidden, query = self.propagate(heads, relations, removed=removed)
+        return self.score_candidates(hidden, query, candidates)
+
+    @property
+    def messages_per_query(self) -> int:
+        """Messages a layer passes for one query: one along every fact, each direction."""
+        return self.num_edges
+
+    def queries_per_chunk(self) -> int:
+        """Queries scored (and trained) together on the CPU: see CPU_CHUNK_FLOATS."""
+        return cpu_chunk(self.messages_per_query, self.num_entities, self.embedding_dim)
 
     def _checkpointed(self, queries: int, messages: int) -> bool:
         if self.checkpoint is None:
@@ -141,16 +162,20 @@ class NBFNet(Model):
 
     def score_t(self, hr_batch: torch.Tensor, *, slice_size: int | None = None, mode=None,
                 tails: torch.Tensor | None = None) -> torch.Tensor:
-        chunk = cpu_chunk(self.num_edges // 2, self.num_entities, self.embedding_dim)
+        chunk = self.queries_per_chunk()
         if self.device.type == "cpu" and len(hr_batch) > chunk:
             return torch.cat([self.score_t(hr_batch[i:i + chunk], tails=tails if tails is None or tails.dim() == 1
                                            else tails[i:i + chunk]) for i in range(0, len(hr_batch), chunk)])
-        hidden, query = self.propagate(hr_batch[:, 0], hr_batch[:, 1])
-        features = torch.cat([hidden, query.unsqueeze(0).expand_as(hidden)], dim=-1)
-        scores = self.mlp(features).squeeze(-1).t()  # queries x entities
+        scores = self.tail_scores(hr_batch[:, 0], hr_batch[:, 1])
         if tails is not None:
             scores = scores.gather(1, tails.expand(len(scores), -1) if tails.dim() == 1 else tails)
         return scores
+
+    def tail_scores(self, heads: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        """Every entity's score as the tail of each query (head, relation): queries x entities."""
+        hidden, query = self.propagate(heads, relations)
+        features = torch.cat([hidden, query.unsqueeze(0).expand_as(hidden)], dim=-1)
+        return self.mlp(features).squeeze(-1).t()
 
     def score_h(self, rt_batch: torch.Tensor, *, slice_size: int | None = None, mode=None,
                 heads: torch.Tensor | None = None) -> torch.Tensor:
@@ -184,15 +209,24 @@ class _Layer(nn.Module):
         # index_select, not hidden[sources]: its backward is an index_add_, where indexing's
         # accumulating index_put_ is many times slower on the CPU
         sent = hidden.index_select(0, sources) * self.relation(edge_relations).unsqueeze(1)  # facts x Q x D
+        update = self.aggregate(sent, targets, boundary, degree.view(n, 1, 1), scales.view(n, 1, 1, 1, SCALERS))
+        return self.combine(hidden, update)
+
+    def aggregate(self, sent: torch.Tensor, targets: torch.Tensor, boundary: torch.Tensor, count: torch.Tensor,
+                  scales: torch.Tensor) -> torch.Tensor:
+        """PNA of the messages `sent` to the rows of `boundary` that `targets` names, each row's
+        boundary its own message; `count` (each row's degree) and `scales` (its degree scalers,
+        last dimension SCALERS) broadcast over the statistics (rows x ... x D x 4)."""
         # each entity's own message, the boundary, starts every statistic: no copy of `sent` with it
-        count = degree.view(n, 1, 1)
         mean = boundary.index_add(0, targets, sent) / count
         square = (boundary * boundary).index_add(0, targets, sent * sent) / count
         largest = scatter_extreme(sent, targets, boundary, "amax")
         smallest = scatter_extreme(sent, targets, boundary, "amin")
         std = (square - mean * mean).clamp(min=EPS).sqrt()
-        features = torch.stack([mean, largest, smallest, std], dim=-1)  # N x Q x D x 4
-        update = (features.unsqueeze(-1) * scales.view(n, 1, 1, 1, SCALERS)).flatten(-3)  # N x Q x 12D
+        features = torch.stack([mean, largest, smallest, std], dim=-1)  # rows x ... x D x 4
+        return (features.unsqueeze(-1) * scales).flatten(-3)  # rows x ... x 12D
+
+    def combine(self, hidden: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.norm(self.linear(torch.cat([hidden, update], dim=-1))))
 
 
@@ -246,8 +280,8 @@ class NBFNetObjective:
     def loss(self, rows: torch.Tensor) -> torch.Tensor:
         heads, relations, tails = rows.t()
         candidates = torch.cat([tails.unsqueeze(1), self.strict_negatives(heads, relations)], dim=1)  # B x (1 + K)
-        hidden, query = self.model.propagate(heads, relations, removed=self.removed_facts(rows, candidates))
-        return adversarial_bce(self.model.score_candidates(hidden, query, candidates), self.adversarial_temperature)
+        scores = self.model.candidate_scores(heads, relations, candidates, removed=self.removed_facts(rows, candidates))
+        return adversarial_bce(scores, self.adversarial_temperature)
 
     def removed_facts(self, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """A mask of the model's facts (both directions) that the batch leaves out of its graph."""
@@ -296,7 +330,7 @@ class NBFNetTrainingLoop(OneVsAllTrainingLoop):
         instead of PyKEEN's search for the largest sub-batch that fits in memory."""
         model = self.model
         if model.device.type == "cpu":
-            return min(batch_size, cpu_chunk(model.num_edges // 2, model.num_entities, model.embedding_dim)), None
+            return min(batch_size, model.queries_per_chunk()), None
         return super().sub_batch_and_slice(batch_size=batch_size, sampler=sampler, triples_factory=triples_factory)
 
     def _process_batch(self, batch: dict[str, Any], start: int, stop: int, label_smoothing: float = 0.0,
@@ -304,9 +338,10 @@ class NBFNetTrainingLoop(OneVsAllTrainingLoop):
         return self.objective.loss(self._triples[batch["triples"][start:stop].to(self._triples.device)])
 
 
-def cpu_chunk(facts: int, entities: int, dim: int) -> int:
-    """Queries per chunk on the CPU (CPU_CHUNK_FLOATS) for a graph of `facts` facts."""
-    return max(1, CPU_CHUNK_FLOATS // ((2 * facts + entities) * dim))
+def cpu_chunk(messages: int, entities: int, dim: int) -> int:
+    """Queries per chunk on the CPU (CPU_CHUNK_FLOATS) for layers that pass `messages` messages a
+    query over a graph of `entities` entities."""
+    return max(1, CPU_CHUNK_FLOATS // ((messages + entities) * dim))
 
 
 def triple_keys(heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor, num_relations: int,

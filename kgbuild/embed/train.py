@@ -28,6 +28,7 @@ RELATIONS = "relations.tsv"
 TRAINING = "training.tsv"
 VALIDATION = "validation.tsv"
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+PATH_MODELS = ("NBFNet", "AStarNet")  # scored by message passing from the head (nbfnet.py, astarnet.py)
 # Below this many facts a validation split would leave too little to train on; the model then
 # trains for the full epochs and reports no validation figures.
 MIN_TRIPLES_FOR_VALIDATION = 20
@@ -136,7 +137,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         warnings.filterwarnings("ignore", message=".*pin_memory.*")
         threads = torch.get_num_threads()
         if torch_device.type == "cpu" and training.num_triples < SMALL_GRAPH and (
-                config.model != "NBFNet" or 2 * training.num_triples * config.batch_size * config.embedding_dim < 2**22):
+                config.model not in PATH_MODELS or 2 * training.num_triples * config.batch_size * config.embedding_dim < 2**22):
             # Tiny tensors: a second thread only adds synchronisation (measured 3x slower on 2
             # busy cores). NBFNet's hold a message per fact and query, not tiny from a few
             # million floats (Nations: 6.5 million, 1.7x faster on two idle cores).
@@ -250,7 +251,7 @@ def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: 
     each direction and one per entity, `embedding_dim` wide."""
     if device.type == "cuda":
         return None
-    if model == "NBFNet":
+    if model in PATH_MODELS:
         return max(1, min(1024, CPU_EVALUATION_FLOATS // (4 * (2 * facts + num_entities) * embedding_dim)))
     width = 2 * embedding_dim  # complex models store two reals per dimension
     if model in scoring.MATMUL_MODELS | scoring.CDIST_MODELS and scoring.installed():
@@ -282,7 +283,7 @@ def _evaluation_batch_of(model, device) -> int | None:
         width = max(int(r.shape[-1]) for r in model.entity_representations)
         return evaluation_batch_size(model.num_entities, width, device, type(model).__name__)
     return evaluation_batch_size(model.num_entities, model.embedding_dim, device, type(model).__name__,
-                                 facts=model.num_edges // 2)
+                                 facts=model.messages_per_query // 2)
 
 
 def _time_box(seconds: float):
@@ -423,7 +424,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
                      members: int = 1) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
-    `model` is a preset (rotate, complex, complex-n3, nbfnet, transe, tucker, tucker-ce, distmult) or any
+    `model` is a preset (rotate, complex, complex-n3, nbfnet, astarnet, transe, tucker, tucker-ce, distmult) or any
     PyKEEN model name; None: the default for the graph's size and the device. Its settings come
     from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all;
     `settings` (KEY=VALUE, see presets.with_settings) change any of them. `members` > 1 trains

@@ -167,7 +167,7 @@ def test_cpu_chunks_score_like_one_piece_and_set_the_training_sub_batches(monkey
     with torch.inference_mode():
         whole = model.score_t(queries)
         monkeypatch.setattr(nbfnet, "CPU_CHUNK_FLOATS", 2 * (model.num_edges + model.num_entities) * 8)  # 2 a chunk
-        assert nbfnet.cpu_chunk(model.num_edges // 2, model.num_entities, 8) == 2
+        assert nbfnet.cpu_chunk(model.num_edges, model.num_entities, 8) == 2
         assert torch.allclose(model.score_t(queries), whole, atol=1e-6)
     loop = nbfnet.NBFNetTrainingLoop(model=model.train(), triples_factory=_factory(triples), optimizer="adam")
     assert loop.sub_batch_and_slice(batch_size=64, sampler=None, triples_factory=None) == (2, None)
