@@ -363,6 +363,29 @@ def eval_embed_speed(
     _emit(result, as_json, format_embed_speed)
 
 
+@eval_app.command("path-speed")
+def eval_path_speed(
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="nations, umls or kinships (inside pykeen)"),
+    train: Optional[Path] = typer.Option(None, "--train", help="training triples, tab-separated"),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="validation triples (the ranked queries)"),
+    model: list[str] = typer.Option(["nbfnet", "astarnet"], "--model", "-m", help="path models compared (repeat); the first is the baseline"),
+    batches: int = typer.Option(2, "--batches", help="training batches timed"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="training queries a batch (default: the preset's)"),
+    queries: int = typer.Option(16, "--queries", help="validation queries ranked against every entity"),
+    repeats: int = typer.Option(2, "--repeats", help="best of this many runs of each"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    settings: list[str] = typer.Option([], "--set", help="KEY=VALUE on top of each model's preset"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Training and ranking time of a query for NBFNet and A*Net, and what an epoch would take."""
+    from kgbuild.eval.path_speed import format_path_speed, measure_path_speed
+
+    result = measure_path_speed(dataset=dataset, train=train, valid=valid, models=tuple(model), batches=batches,
+                                batch_size=batch_size, queries=queries, repeats=repeats, device=device,
+                                settings=settings)
+    _emit(result, as_json, format_path_speed)
+
+
 @eval_app.command("embed-loss")
 def eval_embed_loss(
     train: Path = typer.Option(..., "--train", help="training triples, tab-separated"),
