@@ -114,9 +114,9 @@ class AStarNet(NBFNet):
         n, device = self.num_entities, scores.device
         grid = scores.view(n, q).masked_fill(~visited.view(n, q), float("-inf"))
         best, entities = grid.topk(min(self.nodes_per_layer, n), dim=0)
-        taken = best > float("-inf")
-        senders = entities[taken]
-        owners = torch.arange(q, device=device).expand_as(entities)[taken]
+        taken = (best > float("-inf")).t()  # queries x taken: every list below is grouped by query
+        senders = entities.t()[taken]
+        owners = torch.arange(q, device=device).unsqueeze(1).expand_as(taken)[taken]
         first = self.source_start[senders]
         count = self.source_start[senders + 1] - first
         offsets = torch.arange(int(count.sum()), device=device) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
@@ -128,11 +128,14 @@ class AStarNet(NBFNet):
         receive = self.targets[edges] * q + owners
         per_query = torch.bincount(owners, minlength=q)
         if len(edges) and int(per_query.max()) > self.edges_per_layer:
-            # each query's facts to its highest-priority receivers: by priority, then (stably) by query
-            order = torch.argsort(scores[receive], descending=True, stable=True)
-            order = order[torch.argsort(owners[order], stable=True)]
-            rank = torch.arange(len(order), device=device) - (torch.cumsum(per_query, 0) - per_query)[owners[order]]
-            keep = order[rank < self.edges_per_layer]
+            # each query's facts to its highest-priority receivers: a top-k along each query's row
+            # of its facts' receiver priorities (padded with -inf), not a sort of all of them
+            start = torch.cumsum(per_query, 0) - per_query
+            position = torch.arange(len(edges), device=device) - start[owners]
+            rows = scores.new_full((q, int(per_query.max())), float("-inf"))
+            rows[owners, position] = scores[receive]
+            top = rows.topk(self.edges_per_layer, dim=1).indices  # queries x edges_per_layer
+            keep = (start.unsqueeze(1) + top)[top < per_query.unsqueeze(1)]
             edges, owners, receive = edges[keep], owners[keep], receive[keep]
         receivers, inverse = torch.unique(receive, return_inverse=True)
         return self.sources[edges] * q + owners, self.edge_relations[edges], receivers, inverse

@@ -56,7 +56,9 @@ def test_two_processes_train_complex_n3_one_vs_all_with_relation_prediction(embe
     assert float(result.model.entity_representations[0](indices=None).abs().max()) > 0.01
 
 
-def test_two_processes_train_nbfnet_with_its_own_objective(embedded):
+@pytest.mark.parametrize(("preset", "name", "kwargs"), [("nbfnet", "NBFNet", {}),
+                                                      ("astarnet", "AStarNet", {"node_ratio": 0.5})])
+def test_two_processes_train_path_models_with_their_own_objective(embedded, preset, name, kwargs):
     from dataclasses import replace
 
     from pykeen.models import model_resolver
@@ -65,15 +67,17 @@ def test_two_processes_train_nbfnet_with_its_own_objective(embedded):
 
     out, _ = embedded
     graph = read_graph(out)
-    config = replace(PRESETS["nbfnet"], embedding_dim=8, batch_size=16, negatives=4, model_kwargs={"num_layers": 2})
+    kwargs = {"num_layers": 2, **kwargs}
+    config = replace(PRESETS[preset], embedding_dim=8, batch_size=16, negatives=4, model_kwargs=kwargs)
     training, _ = split_triples(graph.triples, config, seed=0)
     register_extensions()
-    fresh = model_resolver.make(config.model, {"embedding_dim": 8, "num_layers": 2}, triples_factory=training,
+    fresh = model_resolver.make(config.model, {"embedding_dim": 8, **kwargs}, triples_factory=training,
                                 random_seed=0)
 
     result = train_lightning(training, config, processes=2, accelerator="cpu", epochs=2, seed=0)
 
-    assert result.processes == 2 and type(result.model).__name__ == "NBFNet"
+    assert result.processes == 2 and type(result.model).__name__ == name
     trained = dict(result.model.state_dict())
     assert not torch.allclose(trained["query.weight"], fresh.state_dict()["query.weight"])
+    assert not torch.allclose(trained["mlp.0.weight"], fresh.state_dict()["mlp.0.weight"])
     assert torch.equal(trained["sources"], fresh.state_dict()["sources"])  # the graph itself is not learnt
