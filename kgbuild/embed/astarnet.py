@@ -40,7 +40,8 @@ class AStarNet(NBFNet):
         if not (0 < node_ratio <= 1 and degree_ratio > 0):
             from kgbuild.errors import ConfigError
 
-            raise ConfigError(f"A*Net needs 0 < node_ratio <= 1 and degree_ratio > 0, not {node_ratio} and {degree_ratio}",
+            raise ConfigError(f"A*Net needs 0 < node_ratio <= 1 and degree_ratio > 0, not {node_ratio} and "
+                              f"{degree_ratio}",
                               hint="set e.g. model_kwargs.node_ratio=0.1 model_kwargs.degree_ratio=1")
         super().__init__(triples_factory=triples_factory, embedding_dim=embedding_dim, num_layers=num_layers,
                          checkpoint=checkpoint, **kwargs)
@@ -119,7 +120,8 @@ class AStarNet(NBFNet):
         owners = torch.arange(q, device=device).unsqueeze(1).expand_as(taken)[taken]
         first = self.source_start[senders]
         count = self.source_start[senders + 1] - first
-        offsets = torch.arange(int(count.sum()), device=device) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        before = torch.repeat_interleave(torch.cumsum(count, 0) - count, count)  # where each sender's facts begin
+        offsets = torch.arange(int(count.sum()), device=device) - before
         edges = self.by_source[torch.repeat_interleave(first, count) + offsets]
         owners = torch.repeat_interleave(owners, count)
         if removed is not None:

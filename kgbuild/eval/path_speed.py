@@ -134,9 +134,9 @@ def format_path_speed(result: dict[str, Any]) -> str:
         lines.append(f"{key} ({kwargs}; dimension {f['embedding_dim']}, batch {f['batch_size']}, "
                      f"remove_one_hop {f['remove_one_hop']}): {f['messages_per_query_layer']:,} messages a query "
                      f"and layer")
-        lines.append(f"  training {f['seconds_per_training_query']:.4f} s a query (an epoch: {f['epoch_hours']:.2f} h); "
-                     f"ranking {f['seconds_per_ranked_query']:.4f} s a query (validation both ways: "
-                     f"{f['valid_ranking_hours']:.2f} h){memory}")
+        lines.append(f"  training {f['seconds_per_training_query']:.4f} s a query (an epoch: "
+                     f"{_duration(f['epoch_hours'])}); ranking {f['seconds_per_ranked_query']:.4f} s a query "
+                     f"(validation both ways: {_duration(f['valid_ranking_hours'])}){memory}")
     for key, s in result["speedups"].items():
         first = next(iter(result["models"]))
         lines.append(f"{key} against {first}: training {s['training']:.2f}x, ranking {s['ranking']:.2f}x as fast")
