@@ -94,9 +94,15 @@ def load_with_config(dataset: str | None = None, train: str | Path | None = None
     resolved "cpu" or "cuda"), and `settings` (KEY=VALUE, see presets.with_settings) applied."""
     probe = with_settings(config or default_config(model, 10**9, epochs), settings)
     name, training, validation, testing = load_dataset(dataset, train, valid, test, probe.inverse_triples)
+    return name, training, validation, testing, config_for(training, model, epochs, config, settings, device)
+
+
+def config_for(training, model: str | None = None, epochs: int | None = None, config: TrainConfig | None = None,
+               settings: list[str] | None = None, device: str = "cpu") -> TrainConfig:
+    """`config`, or else the default settings of `model` for the `training` TriplesFactory's size
+    and relation count on `device`, with `settings` (KEY=VALUE) applied."""
     config = config or default_config(model, training.num_triples, epochs, relation_count(training), device)
-    config = with_settings(config, settings)
-    return name, training, validation, testing, config
+    return with_settings(config, settings)
 
 
 def relation_count(factory) -> int:

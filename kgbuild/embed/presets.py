@@ -75,16 +75,15 @@ PRESETS: dict[str, TrainConfig] = {
     "nbfnet": TrainConfig(model="NBFNet", embedding_dim=32, training_loop="nbfnet", loss="bcewithlogits",
                           negatives=32, learning_rate=0.005, batch_size=64, epochs=10, eval_every=1, patience=3,
                           model_kwargs={"num_layers": 6}),
-    # Zhu et al. (2023)'s A*Net for FB15k-237 (kgbuild/embed/astarnet.py): NBFNet's settings, each
-    # layer sending from the tenth of the entities with the highest priority, along as many facts
-    # as a tenth of the entities have on average.
-    "astarnet": TrainConfig(model="AStarNet", embedding_dim=32, training_loop="nbfnet", loss="bcewithlogits",
-                            negatives=32, learning_rate=0.005, batch_size=64, epochs=10, eval_every=1, patience=3,
-                            model_kwargs={"num_layers": 6, "node_ratio": 0.1, "degree_ratio": 1.0}),
     "transe": TrainConfig(model="TransE", embedding_dim=200, training_loop="slcwa", loss="nssa",
                           loss_kwargs={"margin": 6.0, "adversarial_temperature": 0.5}, negatives=64,
                           inverse_triples=False, learning_rate=0.005, batch_size=256),
 }
+# Zhu et al. (2023)'s A*Net for FB15k-237 (kgbuild/embed/astarnet.py): NBFNet's settings, each
+# layer sending from the tenth of the entities with the highest priority, along as many facts as
+# a tenth of the entities have on average.
+PRESETS["astarnet"] = replace(PRESETS["nbfnet"], model="AStarNet",
+                              model_kwargs={"num_layers": 6, "node_ratio": 0.1, "degree_ratio": 1.0})
 DEFAULT_MODEL = "rotate"
 
 # The default when no model is named, by graph size (training triples).
@@ -172,7 +171,7 @@ def default_config(model: str | None, n_triples: int, epochs: int | None = None,
             config = (LARGE_FEW_GPU if few else LARGE_GPU) if device == "cuda" else LARGE
     elif key in PRESETS:
         config = PRESETS[key]
-        if key in ("nbfnet", "astarnet") and n_triples >= LARGE_GRAPH and (n_relations is None or n_relations >= FEW_RELATIONS):
+        if config.training_loop == "nbfnet" and n_triples >= LARGE_GRAPH and (n_relations is None or n_relations >= FEW_RELATIONS):
             config = replace(config, remove_one_hop=True)
     else:
         try:

@@ -108,7 +108,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     if max_minutes is not None:
         training_kwargs["callbacks"] = [_time_box(max_minutes * 60)]
     eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device, config.model,
-                                       facts=training.num_triples)
+                                       messages=2 * training.num_triples)
     if not slcwa and config.label_smoothing:
         training_kwargs["label_smoothing"] = config.label_smoothing
     with tempfile.TemporaryDirectory(prefix="kgbuild-embed-") as tmp:
@@ -238,7 +238,7 @@ def _validation_at(curves: "Curves", epoch: int | None) -> float:
 
 
 def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: str | None = None,
-                          facts: int = 0) -> int | None:
+                          messages: int = 0) -> int | None:
     """How many triples one evaluation step scores against every entity.
 
     On a GPU, None: PyKEEN starts with all evaluation triples and halves the batch on each
@@ -247,12 +247,12 @@ def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: 
     CPU_EVALUATION_FLOATS (14,541 entities, dim 200: 46 triples; Nations: the cap, 1024). Models
     scored by a matrix product or a cdist once kgbuild's scoring is installed
     (scoring.MATMUL_MODELS, scoring.CDIST_MODELS) hold only the batch x entities scores. NBFNet
-    holds about four copies of a layer's messages a query: one per training fact (`facts`) in
-    each direction and one per entity, `embedding_dim` wide."""
+    and A*Net (PATH_MODELS) hold about four copies of a layer's messages a query: `messages` (NBFNet:
+    one per training fact in each direction) and one per entity, `embedding_dim` wide."""
     if device.type == "cuda":
         return None
     if model in PATH_MODELS:
-        return max(1, min(1024, CPU_EVALUATION_FLOATS // (4 * (2 * facts + num_entities) * embedding_dim)))
+        return max(1, min(1024, CPU_EVALUATION_FLOATS // (4 * (messages + num_entities) * embedding_dim)))
     width = 2 * embedding_dim  # complex models store two reals per dimension
     if model in scoring.MATMUL_MODELS | scoring.CDIST_MODELS and scoring.installed():
         width = 8  # the scores, the filter mask and the ranking's temporaries
@@ -283,7 +283,7 @@ def _evaluation_batch_of(model, device) -> int | None:
         width = max(int(r.shape[-1]) for r in model.entity_representations)
         return evaluation_batch_size(model.num_entities, width, device, type(model).__name__)
     return evaluation_batch_size(model.num_entities, model.embedding_dim, device, type(model).__name__,
-                                 facts=model.messages_per_query // 2)
+                                 messages=model.messages_per_query)
 
 
 def _time_box(seconds: float):

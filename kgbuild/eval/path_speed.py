@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kgbuild.embed.linkpred import load_with_config
+from kgbuild.embed.linkpred import config_for, load_with_config
 from kgbuild.embed.presets import register_extensions
 
 MODELS = ("nbfnet", "astarnet")
@@ -39,27 +39,27 @@ def measure_path_speed(dataset: str | None = None, train: str | Path | None = No
     register_extensions()
     torch_device = resolve_device(device)
     generator = torch.Generator().manual_seed(seed)
+    # the graph, loaded once; each model gets its own preset for it below
+    name, training, validation, _, _ = load_with_config(dataset, train, valid, None, models[0],
+                                                        device=torch_device.type)
+    rows = torch.as_tensor(one_vs_all_triples(LCWAInstances.from_triples_factory(training)), device=torch_device)
+    ranked = validation.mapped_triples[:queries, :2].to(torch_device)
     runs: dict[str, dict[str, Any]] = {}
-    name = training = validation = None
     for key in models:
-        name, training, validation, _, config = load_with_config(dataset, train, valid, None, key,
-                                                                 settings=settings, device=torch_device.type)
+        config = config_for(training, key, settings=settings, device=torch_device.type)
         if config.training_loop != "nbfnet":
             from kgbuild.errors import ConfigError
 
             raise ConfigError(f"{key!r} is not a path model", hint=f"name any of: {', '.join(MODELS)}")
         model = model_resolver.make(config.model, {"embedding_dim": config.embedding_dim, **config.model_kwargs},
                                     triples_factory=training, random_seed=seed).to(torch_device)
-        rows = torch.as_tensor(one_vs_all_triples(LCWAInstances.from_triples_factory(training)), device=torch_device)
         objective = NBFNetObjective(model, rows, negatives=config.negatives,
                                     adversarial_temperature=config.adversarial_temperature,
                                     remove_one_hop=config.remove_one_hop)
         size = batch_size or config.batch_size
         steps = [rows[torch.randint(len(rows), (size,), generator=generator).to(torch_device)] for _ in range(batches)]
-        ranked = validation.mapped_triples[:queries, :2].to(torch_device)
-        runs[key] = {"model": model, "objective": objective, "steps": steps, "ranked": ranked, "config": config,
-                     "rows": len(rows), "train": [], "rank": [], "optimizer": torch.optim.Adam(
-                         model.parameters(), lr=config.learning_rate)}
+        runs[key] = {"model": model, "objective": objective, "steps": steps, "config": config, "train": [],
+                     "rank": [], "optimizer": torch.optim.Adam(model.parameters(), lr=config.learning_rate)}
 
     def sync() -> None:
         if torch_device.type == "cuda":
@@ -84,9 +84,9 @@ def measure_path_speed(dataset: str | None = None, train: str | Path | None = No
         sync()
         t = time.perf_counter()
         with torch.inference_mode():
-            model.score_t(run["ranked"])
+            model.score_t(ranked)
         sync()
-        return (time.perf_counter() - t) / len(run["ranked"])
+        return (time.perf_counter() - t) / len(ranked)
 
     peaks: dict[str, float | None] = {}
     for _ in range(repeats):
@@ -107,14 +107,14 @@ def measure_path_speed(dataset: str | None = None, train: str | Path | None = No
             "batch_size": len(run["steps"][0]), "remove_one_hop": config.remove_one_hop,
             "messages_per_query_layer": model.messages_per_query,
             "seconds_per_training_query": train_s, "seconds_per_ranked_query": rank_s,
-            "epoch_hours": train_s * run["rows"] / 3600, "valid_ranking_hours": rank_s * valid_queries / 3600,
+            "epoch_hours": train_s * len(rows) / 3600, "valid_ranking_hours": rank_s * valid_queries / 3600,
             "peak_gpu_mb": peaks.get(key),
         }
     first, *others = models
     return {
         "dataset": name, "device": str(torch_device), "entities": training.num_entities,
-        "training_rows": runs[first]["rows"], "valid_queries": valid_queries, "batches": batches,
-        "ranked_queries": len(runs[first]["ranked"]), "repeats": repeats, "models": figures,
+        "training_rows": len(rows), "valid_queries": valid_queries, "batches": batches,
+        "ranked_queries": len(ranked), "repeats": repeats, "models": figures,
         # the whole process's, both models together (the CPU's peak cannot be set back)
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "speedups": {key: {"training": figures[first]["seconds_per_training_query"]

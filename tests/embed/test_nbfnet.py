@@ -4,34 +4,26 @@ on strict negatives with the batch's own facts left out, and saves and loads lik
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import replace
 
 import pytest
 import torch
 from conftest import write_sample_graph
-from embed_samples import HELD_OUT, PEOPLE, iri, write_triples
+from embed_samples import write_triples
+from path_checks import check_held_out_birthplace, check_saved_copy, inverse_factory
 
-from kgbuild.embed import load_embeddings, predict, train_embeddings
+from kgbuild.embed import train_embeddings
 from kgbuild.embed.lcwa import one_vs_all_triples
 from kgbuild.embed.linkpred import evaluate_linkpred
 from kgbuild.embed.nbfnet import NBFNet, NBFNetObjective, scatter_extreme, triple_keys
 from kgbuild.embed.presets import PRESETS, default_config, register_extensions
 
-P19 = "http://www.wikidata.org/prop/direct/P19"
 SETTINGS = ["embedding_dim=16", "model_kwargs.num_layers=3"]
-
-
-def _factory(triples):
-    import numpy as np
-    from pykeen.triples import TriplesFactory
-
-    return TriplesFactory.from_labeled_triples(np.asarray(triples, dtype=str), create_inverse_triples=True)
 
 
 def _model(triples, layers: int = 2, dim: int = 8) -> NBFNet:
     register_extensions()
-    return NBFNet(triples_factory=_factory(triples), embedding_dim=dim, num_layers=layers, random_seed=0).eval()
+    return NBFNet(triples_factory=inverse_factory(triples), embedding_dim=dim, num_layers=layers, random_seed=0).eval()
 
 
 @pytest.fixture(scope="module")
@@ -43,33 +35,20 @@ def nbfnet_out(tmp_path_factory):
 
 def test_nbfnet_ranks_the_held_out_birthplace_above_every_person(nbfnet_out):
     _, result = nbfnet_out
-    person, _, city = HELD_OUT
-    e2i, r2i = result.training.entity_to_id, result.training.relation_to_id
-    with torch.inference_mode():
-        scores = result.model.predict_t(torch.tensor([[e2i[iri(person)], r2i[P19]]]))[0]
-    true_score = scores[e2i[iri(city)]]
-    assert int((scores > true_score).sum()) + 1 <= 3
-    assert true_score > scores[[e2i[iri(p)] for p in PEOPLE]].max()
+    check_held_out_birthplace(result)
     assert result.config.model == "NBFNet" and result.metrics["mrr"] > 0
 
 
 def test_saved_nbfnet_loads_with_the_same_scores_and_predicts_by_name(nbfnet_out, tmp_path):
     out, result = nbfnet_out
-    copy = tmp_path / "out"
-    shutil.copytree(out, copy)
-    loaded = load_embeddings(copy)
-    queries = torch.tensor([[0, 0], [3, 1]])
-    with torch.inference_mode():
-        assert torch.allclose(loaded.model.predict_t(queries), result.model.predict_t(queries), atol=1e-5)
-    found = predict(copy, head="Zofia Nowak", relation="place of birth", top=3)
-    assert iri("Warsaw") in [c.iri for c in found.candidates]
+    check_saved_copy(out, result, tmp_path)
 
 
 def test_an_entity_beyond_the_layers_reach_scores_the_same_whichever_head_asks():
     # a chain a0 -> a1 -> a2 -> a3 and a separate pair b0 -> b1; two layers reach two facts away
     triples = [("a0", "r", "a1"), ("a1", "r", "a2"), ("a2", "r", "a3"), ("b0", "r", "b1")]
     model = _model(triples, layers=2)
-    e2i = _factory(triples).entity_to_id
+    e2i = inverse_factory(triples).entity_to_id
     with torch.inference_mode():
         from_a0, from_a1 = model.score_t(torch.tensor([[e2i["a0"], 0], [e2i["a1"], 0]]))
     for far in ("b0", "b1"):  # no path from either head: scored by their own neighbourhood alone
@@ -111,7 +90,7 @@ def test_training_negatives_are_strict_and_the_batch_leaves_its_own_facts_out():
     triples = [(f"p{i}", "knows", f"p{j}") for i in range(6) for j in range(6) if i != j and (i + j) % 3]
     triples += [(f"p{i}", "lives_in", "city") for i in range(6)]
     model = _model(triples).train()
-    factory = _factory(triples)
+    factory = inverse_factory(triples)
     rows = torch.as_tensor(one_vs_all_triples(LCWAInstances.from_triples_factory(factory)))
     objective = NBFNetObjective(model, rows, negatives=16)
     batch = rows[:10]
@@ -169,7 +148,7 @@ def test_cpu_chunks_score_like_one_piece_and_set_the_training_sub_batches(monkey
         monkeypatch.setattr(nbfnet, "CPU_CHUNK_FLOATS", 2 * (model.num_edges + model.num_entities) * 8)  # 2 a chunk
         assert nbfnet.cpu_chunk(model.num_edges, model.num_entities, 8) == 2
         assert torch.allclose(model.score_t(queries), whole, atol=1e-6)
-    loop = nbfnet.NBFNetTrainingLoop(model=model.train(), triples_factory=_factory(triples), optimizer="adam")
+    loop = nbfnet.NBFNetTrainingLoop(model=model.train(), triples_factory=inverse_factory(triples), optimizer="adam")
     assert loop.sub_batch_and_slice(batch_size=64, sampler=None, triples_factory=None) == (2, None)
     import platform
 
