@@ -34,6 +34,7 @@ import functools
 import gc
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
@@ -162,10 +163,101 @@ class Window:
     case_ids: list[int] = field(default_factory=list)  # per input id: CASE_SHAPES index of its word
 
 
+@dataclass
+class Windows:
+    """Many windows as flat arrays, window after window (each field of `Window`, with the ids, case
+    ids and word fields of all windows chained and cut at `id_bounds` / `word_bounds`). predict
+    sorts, batches and decodes them with array operations: a Python object per window cost more
+    host time than a GPU takes over the forward passes. Indexing and iterating give `Window`s."""
+
+    text: Any  # int64 per window: index of its text
+    ids: Any  # int64: every window's [CLS] subwords [SEP]
+    case: Any  # int64, one per id: CASE_SHAPES index of its word (0 for [CLS], [SEP])
+    id_bounds: Any  # int64, windows + 1: window k's ids are ids[id_bounds[k] : id_bounds[k + 1]]
+    words: Any  # int64: each window's word indexes (into its text's words)
+    first: Any  # int64, one per word: position in its window's ids of the word's first subword
+    last: Any  # ... and of its last
+    home: Any  # bool, one per word: this window decides the word's entities
+    word_bounds: Any  # int64, windows + 1: window k's words are words[word_bounds[k] : word_bounds[k + 1]]
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def lengths(self) -> Any:
+        """Ids per window."""
+        import numpy as np
+        return np.diff(self.id_bounds)
+
+    def word_counts(self) -> Any:
+        """Words per window."""
+        import numpy as np
+        return np.diff(self.word_bounds)
+
+    def take(self, index: Any) -> "Windows":
+        """The windows at `index` (an int array), in that order."""
+        ids_at, id_bounds = _segments(self.id_bounds, index)
+        words_at, word_bounds = _segments(self.word_bounds, index)
+        return Windows(self.text[index], self.ids[ids_at], self.case[ids_at], id_bounds, self.words[words_at],
+                       self.first[words_at], self.last[words_at], self.home[words_at], word_bounds)
+
+    def __getitem__(self, k: int) -> Window:
+        a, b = int(self.id_bounds[k]), int(self.id_bounds[k + 1])
+        c, d = int(self.word_bounds[k]), int(self.word_bounds[k + 1])
+        words = self.words[c:d]
+        return Window(int(self.text[k]), self.ids[a:b].tolist(), words.tolist(), self.first[c:d].tolist(),
+                      self.last[c:d].tolist(), set(words[self.home[c:d]].tolist()), self.case[a:b].tolist())
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    @classmethod
+    def of(cls, wins: list[Window]) -> "Windows":
+        """Windows from Window objects."""
+        import numpy as np
+
+        def flat(lists: Any) -> Any:
+            return np.fromiter(chain.from_iterable(lists), np.int64)
+
+        def bounds(lists: Any) -> Any:
+            return np.r_[0, np.cumsum(np.fromiter(map(len, lists), np.int64, len(wins)))].astype(np.int64)
+
+        ids = [w.input_ids for w in wins]
+        case = [w.case_ids if len(w.case_ids) == len(w.input_ids) else [0] * len(w.input_ids) for w in wins]
+        words = [w.words for w in wins]
+        home = np.fromiter((x in w.home for w in wins for x in w.words), bool)
+        return cls(np.fromiter((w.text for w in wins), np.int64, len(wins)), flat(ids), flat(case), bounds(ids),
+                   flat(words), flat(w.first for w in wins), flat(w.last for w in wins), home, bounds(words))
+
+    @classmethod
+    def concat(cls, parts: list["Windows"]) -> "Windows":
+        import numpy as np
+
+        def bounds(name: str) -> Any:
+            ends = [getattr(p, name)[1:] for p in parts]
+            shift = np.cumsum([0] + [int(e[-1]) if len(e) else 0 for e in ends[:-1]])
+            return np.concatenate([np.zeros(1, np.int64)] + [e + s for e, s in zip(ends, shift)])
+
+        cat = {name: np.concatenate([getattr(p, name) for p in parts])
+               for name in ("text", "ids", "case", "words", "first", "last", "home")}
+        return cls(id_bounds=bounds("id_bounds"), word_bounds=bounds("word_bounds"), **cat)
+
+
+def _segments(bounds: Any, index: Any) -> tuple[Any, Any]:
+    """Positions, in a flat array cut at `bounds`, of the segments `index` in that order, and the
+    bounds of those segments once gathered."""
+    import numpy as np
+
+    starts = bounds[index]
+    sizes = bounds[index + 1] - starts
+    new = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(sizes, out=new[1:])
+    return np.arange(new[-1]) + np.repeat(starts - new[:-1], sizes), new
+
+
 def windows_of(text_index: int, text: str, words: list[tuple[int, int]], tokenizer: Any,
                max_length: int) -> list[Window]:
     """Subword windows of a text, overlapping by half a window when it does not fit in one."""
-    wins = texts_windows([text], [words], tokenizer, max_length)
+    wins = list(texts_windows([text], [words], tokenizer, max_length))
     for win in wins:
         win.text = text_index
     return wins
@@ -189,30 +281,52 @@ def collector_paused(pause: bool = True):
         gc.enable()
 
 
-def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenizer: Any,
-                  max_length: int) -> list[Window]:
+@dataclass
+class TextWords:
+    """The word spans of many texts as one array: text t's words are rows base[t] .. base[t + 1] - 1
+    of `spans` (start, end character offsets)."""
+
+    spans: Any  # int64 (words, 2)
+    base: Any  # int64, texts + 1
+
+    @classmethod
+    def of(cls, words: list[list[tuple[int, int]]]) -> "TextWords":
+        import numpy as np
+
+        counts = np.fromiter(map(len, words), np.int64, len(words))
+        base = np.zeros(len(words) + 1, np.int64)
+        np.cumsum(counts, out=base[1:])
+        spans = np.fromiter(chain.from_iterable(chain.from_iterable(words)), np.int64, 2 * int(base[-1]))
+        return cls(spans.reshape(-1, 2), base)
+
+
+def texts_windows(texts: list[str], words: list[list[tuple[int, int]]] | TextWords, tokenizer: Any,
+                  max_length: int) -> Windows:
     """The windows of every text (windows_of), text by text: one tokenizer call for all of them
-    (the fast tokenizer spreads a batch over the cores) and the subword-to-word mapping done on
-    flat arrays, since Python per subword costs more than the tokenizer itself."""
+    (the fast tokenizer spreads a batch over the cores), and the subword-to-word mapping and the
+    windows of the texts that fit in one built on flat arrays, since Python per subword or per
+    window costs more than the tokenizer itself. `words`: each text's word spans (or a TextWords)."""
     import numpy as np
 
+    words = words if isinstance(words, TextWords) else TextWords.of(words)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     if not texts:
-        return []
+        return Windows.of([])
     all_ids, all_offsets = _encode(tokenizer, texts)
     n_texts = len(texts)
     n_tok = np.fromiter(map(len, all_ids), np.int64, n_texts)
-    n_words = np.fromiter(map(len, words), np.int64, n_texts)
+    n_words = np.diff(words.base)
     tok_base = np.cumsum(n_tok) - n_tok
-    word_base = np.cumsum(n_words) - n_words
-    # every text's characters shifted past the previous text's, so that one sorted search over
-    # all word starts finds each subword's word
+    word_base = words.base[:-1]
+    # every text's characters shifted past the previous text's (texts joined by one character),
+    # so that one sorted search over all word starts finds each subword's word
     char_base = np.cumsum([len(t) + 1 for t in texts]) - np.array([len(t) + 1 for t in texts])
     tok_text = np.repeat(np.arange(n_texts), n_tok)
     word_text = np.repeat(np.arange(n_texts), n_words)
+    tok_ids = np.fromiter(chain.from_iterable(all_ids), np.int64, int(n_tok.sum()))
     offsets = np.fromiter(chain.from_iterable(chain.from_iterable(all_offsets)), np.int64,
                           2 * int(n_tok.sum())).reshape(-1, 2)
-    spans = np.fromiter(chain.from_iterable(chain.from_iterable(words)), np.int64,
-                        2 * int(n_words.sum())).reshape(-1, 2)
+    spans = words.spans
     start = offsets[:, 0] + char_base[tok_text]
     word_start = spans[:, 0] + char_base[word_text]
     word_end = spans[:, 1] + char_base[word_text]
@@ -226,11 +340,8 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenize
     np.minimum.at(first, w[valid], t_local[valid])
     np.maximum.at(last, w[valid], t_local[valid])
     present = np.flatnonzero(last >= 0)
-    shapes = np.zeros(len(spans), np.int64)
-    shapes[present] = [_cached_shape(texts[t][a:b]) for t, a, b in
-                       zip(word_text[present].tolist(), spans[present, 0].tolist(), spans[present, 1].tolist())]
+    shapes = word_shapes("\n".join(texts), word_start, word_end)
     tok_shapes = np.where(valid, shapes[np.maximum(w, 0)], 0)
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     size = max_length - 2
     # most texts fit in one window: theirs are cut from whole-batch arrays; text i's words with
     # subwords are present[p_lo[i]:p_hi[i]]
@@ -245,35 +356,130 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]], tokenize
     fits = ~has
     if has.any():  # groups are contiguous, so each reduceat run stops where the next text's begins
         fits[has] = np.maximum.reduceat(last[present], p_lo[has]) - base[has] < size
-    word_base_of = np.repeat(base, p_hi - p_lo)
-    first_pos = (np.minimum(first[present] - word_base_of, size - 1) + 1).tolist()
-    last_pos = (np.minimum(last[present] - word_base_of, size - 1) + 1).tolist()
-    local = (present - word_base[p_text]).tolist()
-    case = tok_shapes.tolist()
-    out: list[Window] = []
-    for i, (fit, lo, hi, b, e, t0) in enumerate(zip(fits.tolist(), p_lo.tolist(), p_hi.tolist(), base.tolist(),
-                                                    end.tolist(), tok_base.tolist())):
-        if fit:  # one window decides all the text's words
-            chunk = local[lo:hi]
-            out.append(Window(i, [cls, *all_ids[i][b:e], sep], chunk, first_pos[lo:hi], last_pos[lo:hi], set(chunk),
-                              [0, *case[t0 + b : t0 + e], 0]))
-            continue
-        w_lo, w_hi = int(word_base[i]), int(word_base[i] + n_words[i])
-        out.extend(_text_windows(i, all_ids[i], tok_shapes[t0 : t0 + int(n_tok[i])],
-                                 np.flatnonzero(last[w_lo:w_hi] >= 0), first[w_lo:w_hi], last[w_lo:w_hi], cls, sep,
-                                 size))
-    return out
+    # the windows of the texts that fit: [CLS] subwords base..end [SEP], every present word home
+    fit = np.flatnonzero(fits)
+    length = end[fit] - base[fit] + 2
+    id_bounds = np.zeros(len(fit) + 1, np.int64)
+    np.cumsum(length, out=id_bounds[1:])
+    at = np.arange(id_bounds[-1]) + np.repeat(tok_base[fit] + base[fit] - 1 - id_bounds[:-1], length)
+    at[id_bounds[:-1]] = len(tok_ids)  # [CLS]
+    at[id_bounds[1:] - 1] = len(tok_ids) + 1  # [SEP]
+    in_fit = fits[p_text]
+    fit_words = present[in_fit]
+    word_bounds = np.zeros(len(fit) + 1, np.int64)
+    np.cumsum((p_hi - p_lo)[fit], out=word_bounds[1:])
+    window_base = base[word_text[fit_words]]
+    wins = Windows(fit, np.r_[tok_ids, cls, sep][at], np.r_[tok_shapes, 0, 0][at], id_bounds,
+                   fit_words - word_base[word_text[fit_words]],
+                   np.minimum(first[fit_words] - window_base, size - 1) + 1,
+                   np.minimum(last[fit_words] - window_base, size - 1) + 1,
+                   np.ones(len(fit_words), bool), word_bounds)
+    long = np.flatnonzero(~fits)
+    if not len(long):
+        return wins
+    more = []
+    for i in long.tolist():
+        t0, w_lo, w_hi = int(tok_base[i]), int(word_base[i]), int(word_base[i] + n_words[i])
+        more += _text_windows(i, all_ids[i], tok_shapes[t0 : t0 + int(n_tok[i])],
+                              np.flatnonzero(last[w_lo:w_hi] >= 0), first[w_lo:w_hi], last[w_lo:w_hi], cls, sep, size)
+    wins = Windows.concat([wins, Windows.of(more)])
+    return wins.take(np.argsort(wins.text, kind="stable"))  # text by text; a long text's windows in order
+
+
+# Bits of a character class in word_shapes: str.isupper, islower, isdigit, isalpha.
+_UPPER, _LOWER, _DIGIT, _ALPHA = 1, 2, 4, 8
+
+
+def _char_flags(chars: Any) -> Any:
+    import numpy as np
+
+    return np.array([(c.isupper() and _UPPER) | (c.islower() and _LOWER) | (c.isdigit() and _DIGIT)
+                     | (c.isalpha() and _ALPHA) for c in chars], np.uint8)
+
+
+@functools.lru_cache(maxsize=1)
+def _ascii_flags() -> Any:
+    import numpy as np
+
+    return np.r_[_char_flags(map(chr, range(128))), np.zeros(1, np.uint8)]
+
+
+def word_shapes(text: str, starts: Any, ends: Any) -> Any:
+    """word_shape of every word text[starts[k]:ends[k]] at once, from running counts of upper,
+    lower, digit and letter characters (a Python call per word cost more than the tokenizer)."""
+    import numpy as np
+
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+    flags = _ascii_flags()[np.minimum(codes, 128)]
+    wide = np.flatnonzero(codes >= 128)
+    if len(wide):  # other scripts: Python's own character classes, once per distinct character
+        distinct, inverse = np.unique(codes[wide], return_inverse=True)
+        flags[wide] = _char_flags(map(chr, distinct.tolist()))[inverse]
+    counts = {}
+    for bit in (_UPPER, _LOWER, _DIGIT, _ALPHA):
+        running = np.zeros(len(codes) + 1, np.int32)
+        np.cumsum((flags & bit) > 0, out=running[1:])
+        counts[bit] = running[ends] - running[starts]
+    upper, lower = counts[_UPPER], counts[_LOWER]
+    cased = upper + lower
+    # where each word's first cased character is, to tell "Paris" (title) from "iPhone" (mixed)
+    positions = np.where((flags & (_UPPER | _LOWER)) > 0, np.arange(len(codes)), len(codes))
+    next_cased = np.r_[np.minimum.accumulate(positions[::-1])[::-1], len(codes)]
+    first_upper = (np.r_[flags, 0][next_cased[starts]] & _UPPER) > 0
+    return np.select([counts[_DIGIT] > 0, cased == 0, upper == cased, first_upper, lower == cased],
+                     [np.where(counts[_ALPHA] > 0, 7, 6), 8, np.where(cased == 1, 4, 3), 2, 1], 5).astype(np.int64)
 
 
 def _encode(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Subword ids and character offsets of each text, without special tokens."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and backend.truncation is None and backend.padding is None:
-        # the Rust tokenizer straight: the Python wrapper adds nothing here but dicts to fill
+    if backend is None or backend.truncation is not None or backend.padding is not None:
+        enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        return enc["input_ids"], enc["offset_mapping"]
+    # the Rust tokenizer straight: the Python wrapper adds nothing here but dicts to fill
+    plain, lower = _without_bert_normalizer(backend)
+    if plain is None:
         encodings = backend.encode_batch(texts, add_special_tokens=False)
         return [e.ids for e in encodings], [e.offsets for e in encodings]
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return enc["input_ids"], enc["offset_mapping"]
+    # BERT's normalizer (lowercasing, accents, control characters, Chinese characters) leaves
+    # printable ASCII as str.lower (or as it is) leaves it, character for character, so the
+    # offsets agree; in Python that is a third of the tokenizer's time on such texts
+    simple = [t.isascii() and not _ASCII_CONTROL.search(t) for t in texts]
+    if all(simple):
+        encodings = plain.encode_batch([t.lower() for t in texts] if lower else texts, add_special_tokens=False)
+        return [e.ids for e in encodings], [e.offsets for e in encodings]
+    ids: list[Any] = [None] * len(texts)
+    offsets: list[Any] = [None] * len(texts)
+    for tok, fast in ((plain, True), (backend, False)):
+        which = [k for k, s in enumerate(simple) if s is fast]
+        if not which:
+            continue
+        batch = [texts[k].lower() if fast and lower else texts[k] for k in which]
+        for k, e in zip(which, tok.encode_batch(batch, add_special_tokens=False)):
+            ids[k], offsets[k] = e.ids, e.offsets
+    return ids, offsets
+
+
+# ASCII characters that BERT's normalizer drops (control characters but tab, newline, return)
+_ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_PLAIN: dict[int, tuple[Any, Any, bool]] = {}
+
+
+def _without_bert_normalizer(backend: Any) -> tuple[Any, bool]:
+    """A copy of a Rust tokenizer whose normalizer is BERT's, without it, and whether that
+    normalizer lowercases; (None, False) for any other normalizer."""
+    key = id(backend)
+    if key not in _PLAIN:
+        plain, lower = None, False
+        normalizer = json.loads(backend.to_str()).get("normalizer") or {}
+        if normalizer.get("type") == "BertNormalizer":
+            from tokenizers import Tokenizer, normalizers
+
+            plain = Tokenizer.from_str(backend.to_str())
+            plain.normalizer = normalizers.Sequence([])
+            lower = bool(normalizer.get("lowercase", True))
+        _PLAIN[key] = (backend, plain, lower)  # the backend kept alive, so that its id is not reused
+    return _PLAIN[key][1:]
 
 
 def _text_windows(text_index: int, ids: list[int], shapes: Any, present: Any, first: Any, last: Any, cls: int,
@@ -332,6 +538,22 @@ def _span_grid(n: int, max_width: int):
     first = np.repeat(np.arange(n), width)
     last = first + np.arange(len(first)) - np.repeat(np.cumsum(width) - width, width)
     return first, last
+
+
+def _span_grids(n_words: Any, max_width: int) -> tuple[Any, Any, Any]:
+    """The candidate spans of windows of n_words[k] words, window after window: first and last word
+    positions (as _span_grid gives them), and how many spans each window has."""
+    import numpy as np
+
+    sizes, where = np.unique(n_words, return_inverse=True)
+    grids = [_span_grid(int(n), max_width) for n in sizes.tolist()]
+    lens = np.fromiter((len(g[0]) for g in grids), np.int64, len(grids))
+    bounds = np.zeros(len(grids) + 1, np.int64)
+    np.cumsum(lens, out=bounds[1:])
+    at, _ = _segments(bounds, where.reshape(-1))
+    first = np.concatenate([g[0] for g in grids] or [np.zeros(0, np.int64)])
+    last = np.concatenate([g[1] for g in grids] or [np.zeros(0, np.int64)])
+    return first[at], last[at], lens[where.reshape(-1)]
 
 
 # -- the network -------------------------------------------------------------------------------
@@ -525,32 +747,35 @@ class JointExtractor:
                                                "base_model": self.config.get("base_model", "")}, indent=2))
 
     # -- batching -----------------------------------------------------------------------------
-    def windows(self, texts: list[str], words: list[list[tuple[int, int]]]) -> list[Window]:
+    def windows(self, texts: list[str], words: list[list[tuple[int, int]]] | TextWords) -> Windows:
         return texts_windows(texts, words, self.tokenizer, self.max_length)
 
-    def batches(self, wins: list[Window], batch_size: int) -> list[list[Window]]:
+    def batches(self, wins: Windows, batch_size: int) -> list[Windows]:
         """Batches of windows of similar length (little padding)."""
-        order = sorted(range(len(wins)), key=lambda k: len(wins[k].input_ids))
-        return [[wins[k] for k in order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
+        import numpy as np
 
-    def tensors(self, batch: list[Window]):
+        order = np.argsort(wins.lengths(), kind="stable")
+        return [wins.take(order[s : s + batch_size]) for s in range(0, len(order), batch_size)]
+
+    def tensors(self, batch: Windows):
         """input_ids, attention_mask, case ids, and the candidate spans of a batch of windows as tensors;
         a span row is (window, first word pos, last word pos, first subword, last subword, width)."""
         import numpy as np
         import torch
 
-        ids, mask, case = input_tensors(batch, self.tokenizer.pad_token_id or 0)
-        n_words = np.fromiter((len(w.words) for w in batch), np.int64, len(batch))
-        grids = [_span_grid(n, self.max_width) for n in n_words.tolist()]
-        counts = np.fromiter((len(g[0]) for g in grids), np.int64, len(batch))
-        i = np.concatenate([g[0] for g in grids])
-        j = np.concatenate([g[1] for g in grids])
-        base = np.repeat(np.cumsum(n_words) - n_words, counts)  # each window's words in the chained lists
-        first = np.fromiter(chain.from_iterable(w.first for w in batch), np.int64, int(n_words.sum()))
-        last = np.fromiter(chain.from_iterable(w.last for w in batch), np.int64, int(n_words.sum()))
+        lengths = batch.lengths()
+        filled = np.arange(lengths.max()) < lengths[:, None]  # row-major, as the windows' ids are chained
+        ids = np.full(filled.shape, self.tokenizer.pad_token_id or 0, np.int64)
+        ids[filled] = batch.ids
+        case = np.zeros(filled.shape, np.int64)
+        case[filled] = batch.case
+        n_words = batch.word_counts()
+        i, j, counts = _span_grids(n_words, self.max_width)
+        base = np.repeat(batch.word_bounds[:-1], counts)  # each window's words in the chained arrays
         window = np.repeat(np.arange(len(batch)), counts)
-        spans = np.stack([window, i, j, first[base + i], last[base + j], j - i + 1], 1)
-        return ids, mask, case, torch.from_numpy(spans.astype(np.int64, copy=False))
+        spans = np.stack([window, i, j, batch.first[base + i], batch.last[base + j], j - i + 1], 1)
+        return (torch.from_numpy(ids), torch.from_numpy(filled.astype(np.int64)), torch.from_numpy(case),
+                torch.from_numpy(spans))
 
     def to_device(self, *tensors):
         """The tensors on the model's device, in one copy when they share a dtype: each copy is a
@@ -594,14 +819,14 @@ class JointExtractor:
         for net in self.nets:
             net.eval()
         with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast():
-            words = words if words is not None else [split_words(t) for t in texts]
+            words = TextWords.of(words if words is not None else [split_words(t) for t in texts])
             for batch, host in self.prefetched(self.batches(self.windows(texts, words), batch_size)):
                 decoded, _ = self._predict_batch(batch, host, threshold, relations)
                 if decoded is not None:
                     found.append(decoded)
             return assemble(words, found, self.labels)
 
-    def prefetched(self, batches: list[list[Window]]):
+    def prefetched(self, batches: list[Windows]):
         """Each batch with its input tensors (`tensors`), the next batch's built in a background
         thread while the caller runs the current one through the model and decodes it: the numpy
         work there and the waits on the device here both let go of the GIL."""
@@ -656,7 +881,7 @@ class JointExtractor:
             probs = q if probs is None else probs + q
         return probs / len(self.nets) if len(self.nets) > 1 else probs
 
-    def _predict_batch(self, batch: list[Window], host: tuple | None = None, threshold: float = 0.5,
+    def _predict_batch(self, batch: Windows, host: tuple | None = None, threshold: float = 0.5,
                        relations: bool = True) -> tuple["Decoded | None", tuple | None]:
         """The entities and relations of one batch of windows (`host`: its `tensors`, built here when
         None), and the device tensors that the two forward passes read (ids, mask, case, spans, pairs
@@ -708,7 +933,7 @@ def _best_labels(probs: Any) -> tuple[Any, Any]:
     return top[0], top[1].astype(np.int64)
 
 
-def decode_spans(batch: list[Window], rows: Any, scores: Any, labels: Any, pairs: bool = True) -> tuple[Decoded, Any]:
+def decode_spans(batch: Windows, rows: Any, scores: Any, labels: Any, pairs: bool = True) -> tuple[Decoded, Any]:
     """The spans kept in a batch of windows (flat NER: `flat_decode` over those labelled as an
     entity) and, when `pairs`, the pair rows of every ordered pair of kept spans in one window
     (`pair_rows`; None when there is none). `rows`: span rows of `JointExtractor.tensors`;
@@ -719,15 +944,10 @@ def decode_spans(batch: list[Window], rows: Any, scores: Any, labels: Any, pairs
     kept = keep[flat_decode(rows[keep, 0], rows[keep, 1], rows[keep, 2], scores[keep])]
     b, i, j = rows[kept, 0], rows[kept, 1], rows[kept, 2]
     # window word positions -> word indexes of the texts
-    n_words = np.fromiter((len(w.words) for w in batch), np.int64, len(batch))
-    base = np.cumsum(n_words) - n_words
-    text_words = np.fromiter(chain.from_iterable(w.words for w in batch), np.int64, int(n_words.sum()))
-    text = np.fromiter((w.text for w in batch), np.int64, len(batch))[b]
-    first, last = text_words[base[b] + i], text_words[base[b] + j]
-    # a window decides the spans that start at its home words: all of them unless its text is long
-    home = np.fromiter((len(w.home) == len(w.words) for w in batch), bool, len(batch))[b]
-    for k in np.flatnonzero(~home).tolist():
-        home[k] = int(first[k]) in batch[b[k]].home
+    at = batch.word_bounds[b]
+    text = batch.text[b]
+    first, last = batch.words[at + i], batch.words[at + j]
+    home = batch.home[at + i]  # a window decides the spans that start at its home words
     kinds = labels[kept].astype(np.int64)
     chosen = np.stack([text, first, last], 1)
     decoded = Decoded(np.concatenate([chosen, kinds[:, None]], 1)[home], scores[kept][home], chosen)
@@ -809,19 +1029,19 @@ def pair_positions(window: Any) -> tuple[Any, Any]:
     return heads, first[heads] + k + (k >= own)
 
 
-def assemble(words: list[list[tuple[int, int]]], found: list[Decoded], labels: Labels) -> list[Prediction]:
+def assemble(words: list[list[tuple[int, int]]] | TextWords, found: list[Decoded], labels: Labels) -> list[Prediction]:
     """The Prediction of every text from what its batches found: word indexes to character offsets,
     entities by start; an entity span decided twice keeps the last decision; a relation found in
     several windows keeps its best score, and needs both of its spans among the text's entities."""
     import numpy as np
 
-    n = len(words)
+    words = words if isinstance(words, TextWords) else TextWords.of(words)
+    n = len(words.base) - 1
     ents = np.concatenate([d.entities for d in found]) if found else np.zeros((0, 4), np.int64)
     ent_scores = np.concatenate([d.entity_scores for d in found]) if found else np.zeros(0, np.float32)
-    t, fw, lw, lab = ents.T.tolist()
-    s = np.array([words[x][y][0] for x, y in zip(t, fw)], np.int64)
-    e = np.array([words[x][y][1] for x, y in zip(t, lw)], np.int64)
     text = ents[:, 0]
+    s = words.spans[words.base[text] + ents[:, 1], 0]
+    e = words.spans[words.base[text] + ents[:, 2], 1]
     order = np.lexsort((e, s, text))  # stable: of equal spans the last one found comes last
     last = np.r_[(np.diff(text[order]) != 0) | (np.diff(s[order]) != 0) | (np.diff(e[order]) != 0), True]
     order = order[last[: len(order)]]
@@ -834,7 +1054,7 @@ def assemble(words: list[list[tuple[int, int]]], found: list[Decoded], labels: L
     return [Prediction(entities[ent_bounds[x] : ent_bounds[x + 1]], rels) for x, rels in enumerate(relations)]
 
 
-def _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds) -> list[list]:
+def _assemble_relations(words: TextWords, found, labels, n, ent_t, ent_s, ent_e, ent_bounds) -> list[list]:
     """Each text's relations (head, tail, relation, score), heads and tails as indexes into its
     entities (given flat: text, start, end, and where each text's begin)."""
     import numpy as np
@@ -844,9 +1064,10 @@ def _assemble_relations(words, found, labels, n, ent_t, ent_s, ent_e, ent_bounds
     if not parts:
         return [[] for _ in range(n)]
     head, tail, lab, score = (np.concatenate(p) for p in zip(*parts))
-    cols = np.array([(words[x][a][0], words[x][b][1], words[x][c][0], words[x][d][1])
-                     for x, a, b, c, d in zip(*head.T.tolist(), *tail[:, 1:].T.tolist())], np.int64).reshape(-1, 4)
-    key = np.concatenate([head[:, :1], cols, lab[:, None]], 1)  # text, head start / end, tail start / end, label
+    at = words.base[head[:, 0]]
+    key = np.stack([head[:, 0], words.spans[at + head[:, 1], 0], words.spans[at + head[:, 2], 1],
+                    words.spans[at + tail[:, 1], 0], words.spans[at + tail[:, 2], 1], lab], 1)
+    # text, head start / end, tail start / end, label
     order = np.lexsort((score, *key.T[::-1]))
     last = np.r_[(np.diff(key[order], axis=0) != 0).any(1), True]  # each relation's best score comes last
     order = order[last]

@@ -541,7 +541,7 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     rest = max(0.0, seconds - tokenise - batch_seconds - transfer - model_seconds)
     stages = dict(zip(STAGES, (tokenise, batch_seconds, transfer, model_seconds, rest)))
     out = {"model": str(model_dir), "sentences": len(texts), "windows": len(wins),
-           "subword_tokens": sum(len(w.input_ids) for w in wins), "batch_size": batch_size,
+           "subword_tokens": len(wins.ids), "batch_size": batch_size,
            "device": str(model.device), "precision": model.precision, "threads": torch.get_num_threads(),
            "seconds": round(seconds, 3), "tokenise_seconds": round(tokenise, 6),
            "sentences_per_second": round(len(texts) / seconds, 1),

@@ -65,7 +65,69 @@ def test_windows_of_many_texts_at_once_match_each_text_alone(tiny_model):
     words = [split_words(t) for t in texts]
     alone = [w for i, (t, ws) in enumerate(zip(texts, words)) for w in windows_of(i, t, ws, model.tokenizer, 32)]
     assert len(alone) > len(texts)  # the long text needs several windows
-    assert texts_windows(texts, words, model.tokenizer, 32) == alone
+    assert list(texts_windows(texts, words, model.tokenizer, 32)) == alone
+
+
+def test_windows_built_on_arrays_match_the_window_by_window_rule(tiny_model):
+    # the texts that fit in one window are cut from whole-batch arrays; the general rule, word
+    # runs that fit and overlap by half (the one long texts take), gives the same windows
+    import numpy as np
+
+    from kgbuild.neural.joint import Window, _encode, _text_windows
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    texts = ["John Smith works for Acme Corp .", "", "   ", "Ünïcode Straße , 北京 and B52 in 1990 .",
+             "Tabs\tand\x07 bells , Mary Jones .", f"Mary Jones lives in Paris . {' '.join(['and'] * 40)} IBM ."]
+    words = [split_words(t) for t in texts]
+    wins = texts_windows(texts, words, model.tokenizer, 24)
+    ids, _ = _encode(model.tokenizer, texts)
+    expected = []
+    for i, (text, ws) in enumerate(zip(texts, words)):
+        (win,) = texts_windows([text], [ws], model.tokenizer, 512)  # one window: subword to word map, shapes
+        first, last = np.full(len(ws), 10**9), np.full(len(ws), -1)
+        first[win.words], last[win.words] = np.array(win.first) - 1, np.array(win.last) - 1
+        if not win.words:  # nothing to read: [CLS] [SEP] alone
+            expected.append(Window(i, [model.tokenizer.cls_token_id, model.tokenizer.sep_token_id], [], [], [],
+                                   set(), [0, 0]))
+            continue
+        expected += _text_windows(i, ids[i], np.array(win.case_ids[1:-1]), np.flatnonzero(last >= 0), first, last,
+                                  model.tokenizer.cls_token_id, model.tokenizer.sep_token_id, 22)
+    assert list(wins) == expected
+    assert len(wins) > len(texts)
+    batch = model.batches(wins, 3)[1]
+    assert list(batch) == [expected[k] for k in np.argsort([len(w.input_ids) for w in expected], kind="stable")[3:6]]
+
+
+def test_word_shapes_at_once_match_word_shape(tiny_model):
+    import random
+
+    from kgbuild.neural.joint import word_shapes
+
+    rng = random.Random(0)
+    alphabet = "aZ9 .,-'ÉéßǅⅣ٣北ıİ\x00\t"
+    words = ["", *("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6))) for _ in range(3000)),
+             "paris", "Paris", "IBM", "I", "iPhone", "1990", "B52", ",", "北京"]
+    text = "\n".join(words)
+    starts = [0]
+    for w in words[:-1]:
+        starts.append(starts[-1] + len(w) + 1)
+    ends = [s + len(w) for s, w in zip(starts, words)]
+    import numpy as np
+
+    assert word_shapes(text, np.array(starts), np.array(ends)).tolist() == [word_shape(w) for w in words]
+
+
+def test_tokenizer_fast_path_gives_the_tokenizers_own_ids_and_offsets(tiny_model):
+    from kgbuild.neural.joint import _encode
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    backend = model.tokenizer.backend_tokenizer
+    texts = ["John SMITH works for Acme Corp .", "Ünïcode Straße", "bell\x07 and\x00nul", "tab\tnew\nline", "",
+             "MiXeD CaSe 1990s U.S.A."]
+    for batch in (texts, texts[:1] + texts[3:]):  # mixed, and all printable ASCII
+        ids, offsets = _encode(model.tokenizer, batch)
+        own = backend.encode_batch(batch, add_special_tokens=False)
+        assert ids == [e.ids for e in own] and offsets == [e.offsets for e in own]
 
 
 def test_span_rows_are_the_candidate_spans_of_each_window(tiny_model):
