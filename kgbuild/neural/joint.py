@@ -58,6 +58,10 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Span rows that the span head reads at once in predict (JointExtractor.forward_spans).
 SPAN_CHUNK = 32768
 
+# Texts that predict tokenises and batches together (JointExtractor.chunks): the next run is
+# tokenised while this one runs through the model, and memory stays bounded for any number of texts.
+STREAM_TEXTS = 8192
+
 # Word shapes told apart by the case features; 0 is special and padding tokens.
 CASE_SHAPES = ("none", "lower", "title", "upper", "capital", "mixed", "digits", "alphanumeric", "other")
 
@@ -674,6 +678,7 @@ class JointExtractor:
         self.max_length = int(config.get("max_length", 256))
         self.source = source
         self.pause_collector = True  # predict runs with Python's cyclic collector off (collector_paused)
+        self.queue_ahead: bool | None = None  # `decoded`: None is on a GPU, off on the CPU
 
     @classmethod
     def load(cls, path: str | Path, device: Any = None, precision: str = "auto") -> "JointExtractor":
@@ -812,19 +817,62 @@ class JointExtractor:
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, texts: list[str], words: list[list[tuple[int, int]]] | None = None, batch_size: int = 32,
                 threshold: float = 0.5, relations: bool = True) -> list[Prediction]:
-        """Entities and relations of each text; `words` are its word spans (default: split_words)."""
+        """Entities and relations of each text; `words` are its word spans (default: split_words).
+        Texts are read STREAM_TEXTS at a time (`chunks`), the next chunk tokenised in a background
+        thread while this one runs, so the host's tokenisation overlaps the device's work and memory
+        stays bounded however many texts there are."""
         import torch
 
-        found: list[Decoded] = []
+        from concurrent.futures import ThreadPoolExecutor
+
+        out: list[Prediction] = []
         for net in self.nets:
             net.eval()
-        with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast():
-            words = TextWords.of(words if words is not None else [split_words(t) for t in texts])
-            for batch, host in self.prefetched(self.batches(self.windows(texts, words), batch_size)):
-                decoded, _ = self._predict_batch(batch, host, threshold, relations)
-                if decoded is not None:
-                    found.append(decoded)
-            return assemble(words, found, self.labels)
+        words = words if words is not None else [split_words(t) for t in texts]
+        with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast(), \
+                ThreadPoolExecutor(1, thread_name_prefix="kgbuild-windows") as pool:
+            chunks = self.chunks(len(texts))
+            upcoming = pool.submit(self.prepare, texts, words, *chunks[0], batch_size) if chunks else None
+            for k in range(len(chunks)):
+                text_words, batches = upcoming.result()
+                if k + 1 < len(chunks):
+                    upcoming = pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
+                out += assemble(text_words, list(self.decoded(batches, threshold, relations)), self.labels)
+        return out
+
+    @staticmethod
+    def chunks(n: int) -> list[tuple[int, int]]:
+        """(start, end) of the runs of n texts that predict tokenises and batches together: at most
+        STREAM_TEXTS each, split evenly, so that the last run is not a sliver."""
+        count = -(-n // STREAM_TEXTS)
+        bounds = [n * k // count for k in range(count + 1)] if n else []
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def prepare(self, texts: list[str], words: list, start: int, end: int,
+                batch_size: int) -> tuple[TextWords, list[Windows]]:
+        """The word spans and the length-bucketed batches of windows of texts[start:end]."""
+        text_words = TextWords.of(words[start:end])
+        return text_words, self.batches(self.windows(texts[start:end], text_words), batch_size)
+
+    def decoded(self, batches: list[Windows], threshold: float = 0.5, relations: bool = True):
+        """What each batch with spans gives (Decoded), in order. With `queue_ahead` (on by default on
+        a GPU) a batch's encoder and span head are queued on the device before the previous batch's
+        spans are decoded on the host, so that the device works while the host decodes; on the CPU
+        nothing runs ahead of the host, and that would only hold two batches' states at once."""
+        ahead = self.queue_ahead if self.queue_ahead is not None else self.device.type == "cuda"
+        pending = None
+        for batch, host in self.prefetched(batches):
+            launched = self._launch(batch, host)
+            if launched is None:
+                continue
+            if not ahead:
+                yield self._finish(*launched, threshold, relations)[0]
+                continue
+            if pending is not None:
+                yield self._finish(*pending, threshold, relations)[0]
+            pending = launched
+        if pending is not None:
+            yield self._finish(*pending, threshold, relations)[0]
 
     def prefetched(self, batches: list[Windows]):
         """Each batch with its input tensors (`tensors`), the next batch's built in a background
@@ -886,20 +934,34 @@ class JointExtractor:
         """The entities and relations of one batch of windows (`host`: its `tensors`, built here when
         None), and the device tensors that the two forward passes read (ids, mask, case, spans, pairs
         or None), so that the model can be timed alone; (None, None) when the batch has no spans."""
+        launched = self._launch(batch, host if host is not None else self.tensors(batch))
+        if launched is None:
+            return None, None
+        decoded, pairs = self._finish(*launched, threshold, relations)
+        return decoded, (*launched[2], pairs)
+
+    def _launch(self, batch: Windows, host: tuple) -> tuple | None:
+        """A batch's inputs copied to the device and its encoder and span head started (on a GPU they
+        run while the host goes on); None when the batch has no spans."""
+        ids, mask, case, spans = host
+        if len(spans) == 0:
+            return None
+        inputs = self.to_device(ids, mask, case, spans)
+        return (batch, spans, inputs, *self.forward_spans(*inputs))
+
+    def _finish(self, batch: Windows, spans: Any, inputs: tuple, states: Any, probs: Any, threshold: float,
+                relations: bool) -> tuple["Decoded", Any]:
+        """The spans of a launched batch decoded, then its pairs scored and decoded; also the pair
+        rows on the device (None when there were none)."""
         import torch
 
-        ids, mask, case, spans = host if host is not None else self.tensors(batch)
-        if len(spans) == 0:
-            return None, None
-        inputs = self.to_device(ids, mask, case, spans)
-        states, probs = self.forward_spans(*inputs)
         decoded, pairs = decode_spans(batch, spans.numpy(), *_best_labels(probs),
                                       pairs=relations and bool(self.labels.relations))
         if pairs is None:
-            return decoded, (*inputs, None)
+            return decoded, None
         (p,) = self.to_device(torch.from_numpy(pairs))
         decode_relations(decoded, *_best_labels(self.forward_pairs(states, p)), threshold)
-        return decoded, (*inputs, p)
+        return decoded, p
 
 
 # -- decoding ----------------------------------------------------------------------------------

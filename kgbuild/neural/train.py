@@ -501,11 +501,11 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
         profiler.dump_stats(str(profile))
     gpu_memory = torch.cuda.max_memory_allocated(model.device) / 2**20 if cuda else None
 
-    with collector_paused():  # as in predict
+    with collector_paused():  # as in predict, run by run (JointExtractor.chunks)
         t0 = clock()
-        wins = model.windows(texts, words)
+        batches = [b for start, end in model.chunks(len(texts))
+                   for b in model.prepare(texts, words, start, end, batch_size)[1]]
         tokenise = clock() - t0
-        batches = model.batches(wins, batch_size)
         t0 = clock()
         host = [model.tensors(b) for b in batches]
         batch_seconds = clock() - t0
@@ -540,8 +540,8 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
     model.pause_collector = True
     rest = max(0.0, seconds - tokenise - batch_seconds - transfer - model_seconds)
     stages = dict(zip(STAGES, (tokenise, batch_seconds, transfer, model_seconds, rest)))
-    out = {"model": str(model_dir), "sentences": len(texts), "windows": len(wins),
-           "subword_tokens": len(wins.ids), "batch_size": batch_size,
+    out = {"model": str(model_dir), "sentences": len(texts), "windows": sum(map(len, batches)),
+           "subword_tokens": sum(len(b.ids) for b in batches), "batch_size": batch_size,
            "device": str(model.device), "precision": model.precision, "threads": torch.get_num_threads(),
            "seconds": round(seconds, 3), "tokenise_seconds": round(tokenise, 6),
            "sentences_per_second": round(len(texts) / seconds, 1),

@@ -131,3 +131,37 @@ def test_predict_decodes_as_the_span_by_span_rules_over_windows_of_one_text(tiny
             assert [(p.entities, p.relations) for p in got] == expected
             assert sum(len(r) for _, r in expected) > 0  # the texts do exercise relations
             assert len(model.windows(texts[5:6], [split_words(texts[5])])) > 2
+
+
+TEXTS = ["John Smith works for Acme Corp .", "Mary Jones lives in Paris .", "", "Acme Corp is based in Berlin .",
+         " ".join(["Peter Brown works for Globex ."] * 6), "Globex", "Ünïcode Straße in Zürich .",
+         "Mary Jones works for Acme Corp in Berlin ."]
+
+
+def test_batches_queued_ahead_decode_as_one_at_a_time(tiny_model):
+    # on a GPU the next batch's encoder is queued before this batch's spans are decoded; the same
+    # order on the CPU must give the same predictions
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    model.max_length = 24
+    model.queue_ahead = False
+    one_at_a_time = model.predict(TEXTS, batch_size=2, threshold=0.05)
+    model.queue_ahead = True
+    assert model.predict(TEXTS, batch_size=2, threshold=0.05) == one_at_a_time
+    assert sum(len(p.relations) for p in one_at_a_time) > 0
+
+
+def test_texts_are_read_in_runs_that_cover_them_all_once(tiny_model, monkeypatch):
+    import kgbuild.neural.joint as joint
+
+    monkeypatch.setattr(joint, "STREAM_TEXTS", 4)
+    assert JointExtractor.chunks(0) == []
+    assert JointExtractor.chunks(4) == [(0, 4)]
+    assert JointExtractor.chunks(10) == [(0, 3), (3, 6), (6, 10)]
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    # batches of one window do not depend on which texts are batched together, so runs of 3 texts
+    # and one run of all of them must give the same predictions, text for text
+    monkeypatch.setattr(joint, "STREAM_TEXTS", 3)
+    runs = model.predict(TEXTS, batch_size=1)
+    monkeypatch.setattr(joint, "STREAM_TEXTS", 8192)
+    assert runs == model.predict(TEXTS, batch_size=1)
+    assert len(runs) == len(TEXTS) and sum(len(p.entities) for p in runs) > 0
