@@ -264,12 +264,13 @@ def embed(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and save their ensemble"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="folder that keeps training resumable: the same command with it goes on where it stopped"),
 ) -> None:
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
 
     result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
-                              settings=settings, members=members)
+                              settings=settings, members=members, checkpoint=checkpoint)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
               else "graph too small for a validation split")
@@ -329,6 +330,7 @@ def eval_linkpred(
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     known: Optional[list[Path]] = typer.Option(None, "--known", help="more true triples (e.g. a withheld test split), never trained on, also filtered from the rankings (repeatable)"),
     members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and rank with their ensemble; --max-minutes is shared among them"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="folder that keeps training resumable: the same command with it goes on where it stopped"),
     as_json: bool = JsonOpt,
 ) -> None:
     """Filtered both-sides MRR and Hits@1/3/10 of an embedding model (or an ensemble) on a link-prediction benchmark."""
@@ -339,7 +341,7 @@ def eval_linkpred(
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot, max_minutes=max_minutes,
                                progress=(lambda line: typer.echo(line, err=True)) if progress else None,
-                               settings=settings, known=known, members=members)
+                               settings=settings, known=known, members=members, checkpoint=checkpoint)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

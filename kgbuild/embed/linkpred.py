@@ -124,7 +124,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       max_minutes: float | None = None,
                       progress: Callable[[str], None] | None = None,
                       settings: list[str] | None = None, known: list[str | Path] | None = None,
-                      members: int = 1) -> LinkPredResult:
+                      members: int = 1, checkpoint: str | Path | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
@@ -136,7 +136,8 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
 
     `members` > 1 trains that many models with seeds `seed`, `seed` + 1, ... (`max_minutes` is
     then the whole run's box, shared evenly), and every figure is the ensemble's
-    (kgbuild.embed.ensemble); each member's own figures are in `members`."""
+    (kgbuild.embed.ensemble); each member's own figures are in `members`. `checkpoint`: a folder
+    that keeps the training resumable (fit): the same command with it goes on where it stopped."""
     from kgbuild.device import resolve_device
 
     if members < 1:
@@ -150,7 +151,7 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         started = time.perf_counter()
         fitted = fit(training, validation, testing, config, device=device, seed=seed + i, quiet=quiet,
                      max_minutes=None if max_minutes is None else max_minutes / members,
-                     progress=_member_progress(progress, i, members, seed + i))
+                     progress=_member_progress(progress, i, members, seed + i), checkpoint=checkpoint)
         fits.append(fitted)
         if members > 1:
             member_results.append(MemberResult(

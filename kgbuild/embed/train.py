@@ -39,6 +39,10 @@ CPU_EVALUATION_FLOATS = 2**28
 # A validation MRR counts as a gain for early stopping (patience, the saved best weights) when it
 # beats the best so far by this share of it.
 STOPPER_DELTA = 0.002
+# With a checkpoint folder (fit's `checkpoint`), the training state is saved after the first epoch
+# that ends this many minutes after the last save, and whenever training stops (time box, early
+# stopping, the last epoch).
+CHECKPOINT_MINUTES = 5
 
 
 class EmbeddingError(KgbuildError):
@@ -79,13 +83,17 @@ class FitResult:
 
 def fit(training, validation, testing, config: TrainConfig, device: str = "auto", seed: int = 0,
         quiet: bool = True, filter_triples: list | None = None, max_minutes: float | None = None,
-        progress: Callable[[str], None] | None = None) -> FitResult:
+        progress: Callable[[str], None] | None = None, checkpoint: str | Path | None = None) -> FitResult:
     """Train `config` on the `training` TriplesFactory with PyKEEN's pipeline, stop early on
     validation MRR, keep the best weights and evaluate them on `testing` (filtered, both sides).
 
     `validation` may be None (tiny graphs): no early stopping and no metrics then. `max_minutes`
     ends training after the epoch in which that much time has passed (evaluation not counted).
-    `progress` gets a line after each validation: epoch, MRR and the time since training began."""
+    `progress` gets a line after each validation: epoch, MRR and the time since training began.
+    `checkpoint`: a folder for the training state (PyKEEN's training-loop checkpoints: weights,
+    optimizer, epoch, random states, the early stopper's record), saved every CHECKPOINT_MINUTES
+    and when training stops, with the best validation weights; a later call with the same folder,
+    graph, settings and seed goes on from there (a time box then counts from the new start)."""
     import torch
     from pykeen.pipeline import pipeline
 
@@ -119,9 +127,23 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
         early_stopping = validation is not None and config.epochs > config.eval_every
         t0 = time.perf_counter()
         seen: list[float] = []  # seconds from t0 at each validation: "time to MRR x" on the curves
+        seen_epochs: list[int] = []
+        kept = None
+        if checkpoint is not None:
+            kept = Checkpoint(Path(checkpoint), training, validation, config, seed)
+            best_path = kept.best
+            training_kwargs.update(checkpoint_directory=str(kept.folder), checkpoint_name=kept.state.name,
+                                   checkpoint_frequency=CHECKPOINT_MINUTES)
+            elapsed, seen_epochs, seen[:] = kept.resume()
+            t0 -= elapsed
+            training_kwargs.setdefault("callbacks", []).append(kept.recorder(lambda: time.perf_counter() - t0,
+                                                                             seen_epochs, seen))
 
         def validated(stopper: Any, mrr: float, epoch: int) -> None:
             seen.append(time.perf_counter() - t0)
+            seen_epochs.append(epoch)
+            if kept is not None:
+                kept.record(seen_epochs, seen)
             if progress is not None:
                 progress(f"epoch {epoch}: validation MRR {float(mrr):.4f} after {seen[-1]:.0f} s")
 
@@ -286,6 +308,69 @@ def _evaluation_batch_of(model, device) -> int | None:
                                  messages=model.messages_per_query)
 
 
+class Checkpoint:
+    """A folder that keeps training runs resumable (fit's `checkpoint`): per seed, PyKEEN's
+    training-loop checkpoint (`state`), the best validation weights (`best`) and the times of the
+    epochs and validations so far (`progress`); and `run.json`, what the runs train on, so that a
+    folder of another graph or other settings is refused rather than loaded."""
+
+    def __init__(self, folder: Path, training: Any, validation: Any, config: TrainConfig, seed: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.state = folder / f"training-seed{seed}.pt"
+        self.best = folder / f"best-seed{seed}.pt"
+        self.progress = folder / f"progress-seed{seed}.json"
+        self.epoch_seconds: list[float] = []  # seconds since training began at the end of each epoch
+        run = json.loads(json.dumps({
+            "config": asdict(config), "entities": training.num_entities, "relations": training.num_relations,
+            "training_triples": training.num_triples,
+            "validation_triples": validation.num_triples if validation is not None else 0}, default=str))
+        path = folder / "run.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            differ = sorted(k for k in run if saved.get(k) != run[k])
+            if differ:
+                raise KgbuildError(f"{folder} holds the checkpoints of another run (its {', '.join(differ)} differ)",
+                                   hint="name an empty folder for this run, or delete that one to start again")
+        else:
+            path.write_text(json.dumps(run, indent=2))
+
+    def resume(self) -> tuple[float, list[int], list[float]]:
+        """Where the saved state left off: seconds of training up to its epoch, and the epochs and
+        times of its validations; nothing when there is no saved state."""
+        if not self.state.is_file():
+            return 0.0, [], []
+        import torch
+
+        try:
+            epoch = int(torch.load(self.state, map_location="cpu", weights_only=False)["epoch"])
+        except Exception as err:  # a file cut short by a killed process, or not a checkpoint
+            raise KgbuildError(f"cannot read the checkpoint {self.state}: {str(err).splitlines()[0]}",
+                               hint="delete it to start this run again") from None
+        saved = json.loads(self.progress.read_text()) if self.progress.is_file() else {}
+        self.epoch_seconds = saved.get("epoch_seconds", [])[:epoch]
+        validations = [(e, t) for e, t in saved.get("validations", []) if e <= epoch]
+        return (self.epoch_seconds[-1] if self.epoch_seconds else 0.0,
+                [e for e, _ in validations], [t for _, t in validations])
+
+    def record(self, epochs: list[int], seconds: list[float]) -> None:
+        self.progress.write_text(json.dumps({"epoch_seconds": self.epoch_seconds,
+                                             "validations": [[e, round(t, 3)] for e, t in zip(epochs, seconds)]}))
+
+    def recorder(self, elapsed: Callable[[], float], epochs: list[int], seconds: list[float]):
+        """A PyKEEN training callback that records each epoch's end (before the state is saved)."""
+        from pykeen.training.callbacks import TrainingCallback
+
+        kept = self
+
+        class Recorder(TrainingCallback):
+            def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
+                kept.epoch_seconds[epoch - 1:] = [round(elapsed(), 3)]
+                kept.record(epochs, seconds)
+
+        return Recorder()
+
+
 def _time_box(seconds: float):
     """A PyKEEN training callback that ends training after the epoch in which `seconds` ran out
     (the same flag PyKEEN's early stopper sets)."""
@@ -421,7 +506,7 @@ def split_triples(triples: list[tuple[str, str, str]], config: TrainConfig, seed
 def train_embeddings(out: str | Path, model: str | None = None, epochs: int | None = None,
                      device: str = "auto", seed: int = 0, quiet: bool = True,
                      config: TrainConfig | None = None, settings: list[str] | None = None,
-                     members: int = 1) -> EmbeddingResult:
+                     members: int = 1, checkpoint: str | Path | None = None) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
     `model` is a preset (rotate, complex, complex-n3, nbfnet, astarnet, transe, tucker, tucker-ce, distmult) or any
@@ -429,7 +514,8 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     from kgbuild.embed.presets, scaled to the graph's size, unless `config` gives them all;
     `settings` (KEY=VALUE, see presets.with_settings) change any of them. `members` > 1 trains
     that many models (seeds `seed`, `seed` + 1, ...) on the same split and saves their ensemble
-    (kgbuild.embed.ensemble), which `predict` and `ask` then score with."""
+    (kgbuild.embed.ensemble), which `predict` and `ask` then score with. `checkpoint`: a folder that
+    keeps the training resumable (fit): the same call with it goes on where it stopped."""
     if members < 1:
         raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     graph = read_graph(out)
@@ -446,7 +532,8 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     config = with_settings(config, settings)
     training, validation = split_triples(graph.triples, config, seed)
 
-    fits = [fit(training, validation, None, config, device=device, seed=seed + i, quiet=quiet) for i in range(members)]
+    fits = [fit(training, validation, None, config, device=device, seed=seed + i, quiet=quiet, checkpoint=checkpoint)
+            for i in range(members)]
     fitted = fits[0]
     model, metrics = fitted.model, fitted.metrics if validation is not None else {}
     member_results = []

@@ -215,3 +215,34 @@ def test_known_triples_are_filtered_from_the_final_rankings(club_files, tmp_path
     assert "no test split filtered" not in format_linkpred(result)
     with pytest.raises(KgbuildError, match="not found"):
         evaluate_linkpred(train=train, valid=valid, config=SMALL, device="cpu", known=[tmp_path / "missing.txt"])
+
+
+def test_checkpoint_resumes_a_stopped_run_where_it_left_off(club_files, tmp_path):
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    whole = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "whole")
+    stopped = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run", max_minutes=0)
+    assert len(stopped.curves.losses) == 1
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {"run.json", "training-seed0.pt", "progress-seed0.json"}
+    resumed = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
+    # the random states come back with the weights and the optimiser: the same training as one run
+    assert resumed.curves.losses == whole.curves.losses and len(whole.curves.losses) == SMALL.epochs
+    assert resumed.curves.validation_epochs == whole.curves.validation_epochs
+    assert resumed.curves.best_epoch == whole.curves.best_epoch and resumed.metrics == whole.metrics
+    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()))
+    assert len(resumed.curves.validation_seconds) == len(resumed.curves.validation_epochs)
+    # a finished run is not trained again
+    again = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
+    assert again.curves.losses == whole.curves.losses and again.metrics == whole.metrics
+
+
+def test_checkpoint_folder_of_another_run_is_refused(club_files, tmp_path):
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path, max_minutes=0)
+    with pytest.raises(KgbuildError, match="another run .*config") as err:
+        fit(training, validation, None, replace(SMALL, embedding_dim=16), device="cpu", checkpoint=tmp_path)
+    assert "empty folder" in err.value.hint
+    (tmp_path / "training-seed0.pt").write_bytes(b"cut short")
+    with pytest.raises(KgbuildError, match="cannot read the checkpoint"):
+        fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path)
