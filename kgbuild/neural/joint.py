@@ -678,7 +678,7 @@ class JointExtractor:
         self.max_length = int(config.get("max_length", 256))
         self.source = source
         self.pause_collector = True  # predict runs with Python's cyclic collector off (collector_paused)
-        self.queue_ahead: bool | None = None  # `decoded`: None is on a GPU, off on the CPU
+        self.queue_ahead: bool | None = None  # predict works ahead of the host (`ahead`); None: on a GPU only
 
     @classmethod
     def load(cls, path: str | Path, device: Any = None, precision: str = "auto") -> "JointExtractor":
@@ -818,9 +818,9 @@ class JointExtractor:
     def predict(self, texts: list[str], words: list[list[tuple[int, int]]] | None = None, batch_size: int = 32,
                 threshold: float = 0.5, relations: bool = True) -> list[Prediction]:
         """Entities and relations of each text; `words` are its word spans (default: split_words).
-        Texts are read STREAM_TEXTS at a time (`chunks`), the next chunk tokenised in a background
-        thread while this one runs, so the host's tokenisation overlaps the device's work and memory
-        stays bounded however many texts there are."""
+        Texts are read STREAM_TEXTS at a time (`chunks`), so that memory stays bounded however many
+        texts there are; working ahead (`ahead`: on a GPU), the next run is tokenised in a background
+        thread while this one runs, so the host's tokenisation overlaps the device's work."""
         import torch
 
         from concurrent.futures import ThreadPoolExecutor
@@ -829,16 +829,23 @@ class JointExtractor:
         for net in self.nets:
             net.eval()
         words = words if words is not None else [split_words(t) for t in texts]
+        ahead = self.ahead()
         with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast(), \
                 ThreadPoolExecutor(1, thread_name_prefix="kgbuild-windows") as pool:
             chunks = self.chunks(len(texts))
             upcoming = pool.submit(self.prepare, texts, words, *chunks[0], batch_size) if chunks else None
             for k in range(len(chunks)):
                 text_words, batches = upcoming.result()
-                if k + 1 < len(chunks):
+                if k + 1 < len(chunks) and ahead:
                     upcoming = pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
                 out += assemble(text_words, list(self.decoded(batches, threshold, relations)), self.labels)
+                if k + 1 < len(chunks) and not ahead:  # nothing to overlap with: one core less for the tokenizer
+                    upcoming = pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
         return out
+
+    def ahead(self) -> bool:
+        """Whether predict works ahead of the host: `queue_ahead`, or by default on a GPU."""
+        return self.queue_ahead if self.queue_ahead is not None else self.device.type == "cuda"
 
     @staticmethod
     def chunks(n: int) -> list[tuple[int, int]]:
@@ -855,11 +862,11 @@ class JointExtractor:
         return text_words, self.batches(self.windows(texts[start:end], text_words), batch_size)
 
     def decoded(self, batches: list[Windows], threshold: float = 0.5, relations: bool = True):
-        """What each batch with spans gives (Decoded), in order. With `queue_ahead` (on by default on
-        a GPU) a batch's encoder and span head are queued on the device before the previous batch's
+        """What each batch with spans gives (Decoded), in order. Working ahead (`ahead`: on a GPU by
+        default) a batch's encoder and span head are queued on the device before the previous batch's
         spans are decoded on the host, so that the device works while the host decodes; on the CPU
         nothing runs ahead of the host, and that would only hold two batches' states at once."""
-        ahead = self.queue_ahead if self.queue_ahead is not None else self.device.type == "cuda"
+        ahead = self.ahead()
         pending = None
         for batch, host in self.prefetched(batches):
             launched = self._launch(batch, host)

@@ -162,6 +162,9 @@ def test_texts_are_read_in_runs_that_cover_them_all_once(tiny_model, monkeypatch
     # and one run of all of them must give the same predictions, text for text
     monkeypatch.setattr(joint, "STREAM_TEXTS", 3)
     runs = model.predict(TEXTS, batch_size=1)
+    model.queue_ahead = True  # as on a GPU: the next run's windows built in the background
+    assert model.predict(TEXTS, batch_size=1) == runs
+    model.queue_ahead = None
     monkeypatch.setattr(joint, "STREAM_TEXTS", 8192)
     assert runs == model.predict(TEXTS, batch_size=1)
     assert len(runs) == len(TEXTS) and sum(len(p.entities) for p in runs) > 0
