@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from pykeen.training import LCWATrainingLoop
 from pykeen.triples.instances import LCWAInstances
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 
 class _Queries(Dataset):
@@ -124,10 +124,12 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
     the one label; `n3` weights the N3 regulariser of the batch's head, relation and tail vectors
     (Lacroix et al. 2018: the sum of their moduli cubed over the batch size)."""
 
-    def __init__(self, *, n3: float = 0.0, relation_prediction: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *, n3: float = 0.0, relation_prediction: float = 0.0, epoch_rows: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n3 = n3
         self.relation_prediction = relation_prediction
+        self.epoch_rows = epoch_rows  # rows an epoch draws at random, none twice (0: all of them)
 
     def _create_training_data_loader(self, triples_factory, sampler: str | None, **kwargs) -> DataLoader:
         instances = LCWAInstances.from_triples_factory(triples_factory, target=self.target)
@@ -137,7 +139,12 @@ class OneVsAllTrainingLoop(DeviceTargetLCWATrainingLoop):
             return {"triples": torch.as_tensor(rows, dtype=torch.long)}
 
         kwargs.pop("pin_memory", None)
-        return DataLoader(dataset=_Queries(len(self._triples)), collate_fn=collate, **kwargs)
+        queries = _Queries(len(self._triples))
+        if 0 < self.epoch_rows < len(queries):
+            # a fresh random draw each epoch, from torch's random state (so a checkpoint resumes it)
+            kwargs.pop("shuffle", None)
+            kwargs["sampler"] = RandomSampler(queries, num_samples=self.epoch_rows)
+        return DataLoader(dataset=queries, collate_fn=collate, **kwargs)
 
     @staticmethod
     def _get_batch_size(batch: dict[str, Any]) -> int:

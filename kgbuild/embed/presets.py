@@ -32,6 +32,9 @@ class TrainConfig:
     batch_size: int = 256
     label_smoothing: float = 0.0  # LCWA only
     epochs: int = 500  # upper bound; early stopping on validation MRR usually ends sooner
+    epoch_rows: int = 0  # training rows an epoch draws at random, none twice (1vsall and nbfnet loops);
+    # 0: every row once. Shorter epochs on a large graph with a slow model bring validation, early
+    # stopping, checkpoints and the time box's checks round more often.
     eval_every: int = 10  # epochs between validation evaluations
     patience: int = 5  # evaluations without improvement before stopping
     tf32: bool = True  # on a GPU, matrix products in TensorFloat-32 (faster); false: full float32
@@ -44,6 +47,11 @@ class TrainConfig:
         if (self.n3 or self.relation_prediction) and self.training_loop != "1vsall":
             raise ConfigError(f"n3 and relation_prediction apply to 1-vs-all training, not {self.training_loop!r}",
                               hint="add --set training_loop=1vsall, or use --model complex-n3")
+        if self.epoch_rows and self.training_loop not in ("1vsall", "nbfnet"):
+            raise ConfigError(f"epoch_rows applies to 1-vs-all and NBFNet training, not {self.training_loop!r}",
+                              hint="leave it out, or use --model complex-n3, nbfnet or astarnet")
+        if self.epoch_rows < 0:
+            raise ConfigError(f"epoch_rows {self.epoch_rows} is negative", hint="give a number of rows, or 0 for all")
 
 
 # Per-model settings, for `--model M` on graphs of any size. LCWA with cross-entropy over all

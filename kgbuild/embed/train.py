@@ -105,9 +105,10 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     torch_device = resolve_device(device)
     loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop,
              "nbfnet": NBFNetTrainingLoop}  # kgbuild's; others PyKEEN's
-    loop_kwargs = {"1vsall": {"n3": config.n3, "relation_prediction": config.relation_prediction},
+    loop_kwargs = {"1vsall": {"n3": config.n3, "relation_prediction": config.relation_prediction,
+                              "epoch_rows": config.epoch_rows},
                    "nbfnet": {"negatives": config.negatives, "adversarial_temperature": config.adversarial_temperature,
-                              "remove_one_hop": config.remove_one_hop}}
+                              "remove_one_hop": config.remove_one_hop, "epoch_rows": config.epoch_rows}}
     quiet_pykeen_logs()
     scoring.install()
     register_extensions()

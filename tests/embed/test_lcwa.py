@@ -152,3 +152,26 @@ def test_complex_n3_preset_learns_nations():
     assert result.config.embedding_dim == 32
     assert result.curves.losses[-1] < result.curves.losses[0]
     assert result.metrics["mrr"] > 0.5  # random ranking of 14 entities: about 0.23
+
+
+def test_epoch_rows_draws_that_many_rows_an_epoch_none_twice(nations):
+    from kgbuild.embed.presets import PRESETS, with_settings
+    from kgbuild.errors import ConfigError
+
+    model = ComplEx(triples_factory=nations, embedding_dim=8, loss=CrossEntropyLoss(), regularizer=None,
+                    random_seed=0)
+    loop = OneVsAllTrainingLoop(model=model, triples_factory=nations, epoch_rows=10,
+                                optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
+    loader = loop._create_training_data_loader(nations, None, batch_size=4, shuffle=True, drop_last=False)
+    assert len(loader) == 3
+    epochs = [torch.cat([batch["triples"] for batch in loader]).tolist() for _ in range(2)]
+    for rows in epochs:
+        assert len(rows) == len(set(rows)) == 10 and all(0 <= r < len(loop._triples) for r in rows)
+    assert epochs[0] != epochs[1]  # a fresh draw each epoch
+    whole = OneVsAllTrainingLoop(model=model, triples_factory=nations,
+                                 optimizer=torch.optim.Adagrad(model.parameters(), lr=0.1))
+    assert len(whole._create_training_data_loader(nations, None, batch_size=4, shuffle=True,
+                                                  drop_last=False)) * 4 >= len(whole._triples)
+    assert with_settings(PRESETS["astarnet"], ["epoch_rows=5000"]).epoch_rows == 5000
+    with pytest.raises(ConfigError, match="epoch_rows applies to"):
+        with_settings(PRESETS["transe"], ["epoch_rows=10"])
