@@ -81,10 +81,6 @@ def word_shape(word: str) -> int:
     return 1 if all(c.islower() for c in cased) else 5
 
 
-# most words recur from text to text; a word's shape is worked out once
-_cached_shape = functools.lru_cache(maxsize=1 << 16)(word_shape)
-
-
 def lowercases(tokenizer: Any) -> bool:
     """Whether the tokenizer loses capitalisation (BERT uncased, all-MiniLM-L6-v2)."""
     return tokenizer.tokenize("Paris PARIS") == tokenizer.tokenize("paris paris")
