@@ -313,7 +313,8 @@ class Checkpoint:
     """A folder that keeps training runs resumable (fit's `checkpoint`): per seed, PyKEEN's
     training-loop checkpoint (`state`), the best validation weights (`best`) and the times of the
     epochs and validations so far (`progress`); and `run.json`, what the runs train on, so that a
-    folder of another graph or other settings is refused rather than loaded."""
+    folder of another graph or other settings is refused rather than loaded. The number of epochs
+    may change: a finished run resumed with more epochs trains on."""
 
     def __init__(self, folder: Path, training: Any, validation: Any, config: TrainConfig, seed: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -322,8 +323,9 @@ class Checkpoint:
         self.best = folder / f"best-seed{seed}.pt"
         self.progress = folder / f"progress-seed{seed}.json"
         self.epoch_seconds: list[float] = []  # seconds since training began at the end of each epoch
+        settings = {k: v for k, v in asdict(config).items() if k != "epochs"}  # more epochs may follow
         run = json.loads(json.dumps({
-            "config": asdict(config), "entities": training.num_entities, "relations": training.num_relations,
+            "config": settings, "entities": training.num_entities, "relations": training.num_relations,
             "training_triples": training.num_triples,
             "validation_triples": validation.num_triples if validation is not None else 0}, default=str))
         path = folder / "run.json"

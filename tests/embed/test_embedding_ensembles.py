@@ -114,16 +114,17 @@ def test_cli_members_prints_the_ensemble_and_each_member(team_files, tmp_path):
 
 def test_cli_checkpoint_keeps_each_members_training_resumable(team_files, tmp_path):
     train, valid = team_files
-    def args(epochs: int = 2) -> list[str]:
-        return ["eval", "linkpred", "--train", str(train), "--valid", str(valid), "-m", "distmult", "--epochs",
-                str(epochs), "--device", "cpu", "--members", "2", "--checkpoint", str(tmp_path / "ck"), "--json"]
+    def args(*settings: str) -> list[str]:
+        return ["eval", "linkpred", "--train", str(train), "--valid", str(valid), "-m", "distmult", "--epochs", "2",
+                "--device", "cpu", "--members", "2", "--checkpoint", str(tmp_path / "ck"), "--json",
+                *(x for setting in settings for x in ("--set", setting))]
 
     first = CliRunner().invoke(app, args())
     assert first.exit_code == 0, first.output
     assert {"training-seed0.pt", "training-seed1.pt", "run.json"} <= {p.name for p in (tmp_path / "ck").iterdir()}
     again = CliRunner().invoke(app, args())  # both members finished: nothing trains, the same figures
     assert again.exit_code == 0 and json.loads(again.output)["metrics"] == json.loads(first.output)["metrics"]
-    other = CliRunner().invoke(app, args(epochs=3))  # other settings: refused, the folder left alone
+    other = CliRunner().invoke(app, args("embedding_dim=8"))  # other settings: refused, the folder left alone
     assert isinstance(other.exception, KgbuildError) and "another run" in str(other.exception)
 
 

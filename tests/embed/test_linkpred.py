@@ -234,6 +234,12 @@ def test_checkpoint_resumes_a_stopped_run_where_it_left_off(club_files, tmp_path
     # a finished run is not trained again
     again = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
     assert again.curves.losses == whole.curves.losses and again.metrics == whole.metrics
+    # a run that ended at its last epoch trains on when given more
+    half = fit(training, validation, None, replace(SMALL, epochs=20), device="cpu", seed=0,
+               checkpoint=tmp_path / "longer")
+    assert len(half.curves.losses) == 20
+    longer = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "longer")
+    assert longer.curves.losses == whole.curves.losses
 
 
 def test_checkpoint_folder_of_another_run_is_refused(club_files, tmp_path):
