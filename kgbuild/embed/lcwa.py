@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from pykeen.training import LCWATrainingLoop
+from pykeen.training import SLCWATrainingLoop as PyKEENSLCWATrainingLoop
 from pykeen.triples.instances import LCWAInstances
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
@@ -40,7 +41,26 @@ class _Queries(Dataset):
         return item
 
 
-class DeviceTargetLCWATrainingLoop(LCWATrainingLoop):
+class SubBatchesOnResume:
+    """PyKEEN looks for the sub-batch size that fits in memory (`sub_batch_and_slice`, a probing
+    run that resets the weights) only when training starts afresh; a run resumed from a checkpoint
+    would read whole batches at once (A*Net on FB15k-237 on the CPU grew to 17 GB instead of 1.1).
+    So the loop notes the sub-batch and slice sizes its epochs run with (`used_sub_batch`), the
+    checkpoint keeps them, and a resumed run is given them (fit's `checkpoint`)."""
+
+    used_sub_batch: tuple[int | None, int | None] | None = None
+
+    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
+        if not kwargs.get("only_size_probing"):
+            self.used_sub_batch = (kwargs.get("sub_batch_size"), kwargs.get("slice_size"))
+        return super()._train_epoch(*args, **kwargs)
+
+
+class SLCWATrainingLoop(SubBatchesOnResume, PyKEENSLCWATrainingLoop):
+    """PyKEEN's sLCWA training loop, looking for its sub-batch size on resuming too."""
+
+
+class DeviceTargetLCWATrainingLoop(SubBatchesOnResume, LCWATrainingLoop):
     """PyKEEN's LCWATrainingLoop with the dense labels of each batch built on the model's device.
     Falls back to PyKEEN's batches where a loss weighter needs per-query weights."""
 

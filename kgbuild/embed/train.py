@@ -98,13 +98,13 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     from pykeen.pipeline import pipeline
 
     from kgbuild.device import resolve_device
-    from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop
+    from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop, OneVsAllTrainingLoop, SLCWATrainingLoop
     from kgbuild.embed.nbfnet import NBFNetTrainingLoop
 
     config.check()
     torch_device = resolve_device(device)
     loops = {"lcwa": DeviceTargetLCWATrainingLoop, "1vsall": OneVsAllTrainingLoop,
-             "nbfnet": NBFNetTrainingLoop}  # kgbuild's; others PyKEEN's
+             "nbfnet": NBFNetTrainingLoop, "slcwa": SLCWATrainingLoop}  # kgbuild's; others PyKEEN's
     loop_kwargs = {"1vsall": {"n3": config.n3, "relation_prediction": config.relation_prediction,
                               "epoch_rows": config.epoch_rows},
                    "nbfnet": {"negatives": config.negatives, "adversarial_temperature": config.adversarial_temperature,
@@ -137,6 +137,8 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                                    checkpoint_frequency=CHECKPOINT_MINUTES)
             elapsed, seen_epochs, seen[:] = kept.resume()
             t0 -= elapsed
+            if kept.sub_batch is not None:  # PyKEEN does not look for it again on resuming (lcwa.SubBatchesOnResume)
+                training_kwargs["sub_batch_size"], training_kwargs["slice_size"] = kept.sub_batch
             training_kwargs.setdefault("callbacks", []).append(kept.recorder(lambda: time.perf_counter() - t0,
                                                                              seen_epochs, seen))
 
@@ -323,6 +325,7 @@ class Checkpoint:
         self.best = folder / f"best-seed{seed}.pt"
         self.progress = folder / f"progress-seed{seed}.json"
         self.epoch_seconds: list[float] = []  # seconds since training began at the end of each epoch
+        self.sub_batch: list | None = None  # the sub-batch and slice sizes the epochs ran with
         settings = {k: v for k, v in asdict(config).items() if k != "epochs"}  # more epochs may follow
         run = json.loads(json.dumps({
             "config": settings, "entities": training.num_entities, "relations": training.num_relations,
@@ -331,6 +334,7 @@ class Checkpoint:
         path = folder / "run.json"
         if path.is_file():
             saved = json.loads(path.read_text())
+            saved.get("config", {}).pop("epochs", None)
             differ = sorted(k for k in run if saved.get(k) != run[k])
             if differ:
                 raise KgbuildError(f"{folder} holds the checkpoints of another run (its {', '.join(differ)} differ)",
@@ -352,12 +356,13 @@ class Checkpoint:
                                hint="delete it to start this run again") from None
         saved = json.loads(self.progress.read_text()) if self.progress.is_file() else {}
         self.epoch_seconds = saved.get("epoch_seconds", [])[:epoch]
+        self.sub_batch = saved.get("sub_batch")
         validations = [(e, t) for e, t in saved.get("validations", []) if e <= epoch]
         return (self.epoch_seconds[-1] if self.epoch_seconds else 0.0,
                 [e for e, _ in validations], [t for _, t in validations])
 
     def record(self, epochs: list[int], seconds: list[float]) -> None:
-        self.progress.write_text(json.dumps({"epoch_seconds": self.epoch_seconds,
+        self.progress.write_text(json.dumps({"epoch_seconds": self.epoch_seconds, "sub_batch": self.sub_batch,
                                              "validations": [[e, round(t, 3)] for e, t in zip(epochs, seconds)]}))
 
     def recorder(self, elapsed: Callable[[], float], epochs: list[int], seconds: list[float]):
@@ -369,6 +374,8 @@ class Checkpoint:
         class Recorder(TrainingCallback):
             def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
                 kept.epoch_seconds[epoch - 1:] = [round(elapsed(), 3)]
+                used = getattr(self.training_loop, "used_sub_batch", None)
+                kept.sub_batch = list(used) if used is not None else kept.sub_batch
                 kept.record(epochs, seconds)
 
         return Recorder()

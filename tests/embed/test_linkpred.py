@@ -4,7 +4,9 @@ training."""
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import torch
 from embed_samples import write_triples
 
+from kgbuild.embed.lcwa import DeviceTargetLCWATrainingLoop
 from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, load_dataset, unranked
 from kgbuild.embed.presets import TrainConfig
 from kgbuild.embed.train import evaluation_batch_size, fit, rank_metrics
@@ -217,13 +220,26 @@ def test_known_triples_are_filtered_from_the_final_rankings(club_files, tmp_path
         evaluate_linkpred(train=train, valid=valid, config=SMALL, device="cpu", known=[tmp_path / "missing.txt"])
 
 
-def test_checkpoint_resumes_a_stopped_run_where_it_left_off(club_files, tmp_path):
+def test_checkpoint_resumes_a_stopped_run_where_it_left_off(club_files, tmp_path, monkeypatch):
     train, valid, _ = club_files
     _, training, validation, _ = load_dataset(train=train, valid=valid)
     whole = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "whole")
     stopped = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run", max_minutes=0)
     assert len(stopped.curves.losses) == 1
     assert {p.name for p in (tmp_path / "run").iterdir()} == {"run.json", "training-seed0.pt", "progress-seed0.json"}
+    # PyKEEN looks for the sub-batch that fits in memory only on a fresh start: a resumed run is
+    # given the one the first run used
+    progress = json.loads((tmp_path / "run" / "progress-seed0.json").read_text())
+    assert progress["sub_batch"] == [SMALL.batch_size, None]
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    (tmp_path / "copy" / "progress-seed0.json").write_text(json.dumps({**progress, "sub_batch": [16, None]}))
+    used = []
+    epoch = DeviceTargetLCWATrainingLoop._train_epoch
+    monkeypatch.setattr(DeviceTargetLCWATrainingLoop, "_train_epoch",
+                        lambda self, *a, **kw: used.append(kw["sub_batch_size"]) or epoch(self, *a, **kw))
+    fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "copy")
+    assert set(used) == {16}
+    monkeypatch.undo()
     resumed = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
     # the random states come back with the weights and the optimiser: the same training as one run
     assert resumed.curves.losses == whole.curves.losses and len(whole.curves.losses) == SMALL.epochs
