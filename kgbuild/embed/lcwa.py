@@ -57,7 +57,7 @@ class SubBatchesOnResume:
 
 
 class SLCWATrainingLoop(SubBatchesOnResume, PyKEENSLCWATrainingLoop):
-    """PyKEEN's sLCWA training loop, looking for its sub-batch size on resuming too."""
+    """PyKEEN's sLCWA training loop, noting the sub-batch size its epochs run with (SubBatchesOnResume)."""
 
 
 class DeviceTargetLCWATrainingLoop(SubBatchesOnResume, LCWATrainingLoop):

@@ -334,7 +334,6 @@ class Checkpoint:
         path = folder / "run.json"
         if path.is_file():
             saved = json.loads(path.read_text())
-            saved.get("config", {}).pop("epochs", None)
             differ = sorted(k for k in run if saved.get(k) != run[k])
             if differ:
                 raise KgbuildError(f"{folder} holds the checkpoints of another run (its {', '.join(differ)} differ)",
@@ -350,7 +349,8 @@ class Checkpoint:
         import torch
 
         try:
-            epoch = int(torch.load(self.state, map_location="cpu", weights_only=False)["epoch"])
+            # memory-mapped: only the epoch is read here, PyKEEN loads the tensors when it resumes
+            epoch = int(torch.load(self.state, map_location="cpu", weights_only=False, mmap=True)["epoch"])
         except Exception as err:  # a file cut short by a killed process, or not a checkpoint
             raise KgbuildError(f"cannot read the checkpoint {self.state}: {str(err).splitlines()[0]}",
                                hint="delete it to start this run again") from None

@@ -829,14 +829,14 @@ class JointExtractor:
         with collector_paused(self.pause_collector), torch.inference_mode(), self.autocast(), \
                 ThreadPoolExecutor(1, thread_name_prefix="kgbuild-windows") as pool:
             chunks = self.chunks(len(texts))
-            upcoming = pool.submit(self.prepare, texts, words, *chunks[0], batch_size) if chunks else None
-            for k in range(len(chunks)):
-                text_words, batches = upcoming.result()
-                if k + 1 < len(chunks) and ahead:
-                    upcoming = pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
+            upcoming = None
+            for k, (start, end) in enumerate(chunks):
+                text_words, batches = (upcoming.result() if upcoming is not None
+                                       else self.prepare(texts, words, start, end, batch_size))
+                # on the CPU there is no device work to overlap: the tokenizer keeps both cores
+                upcoming = (pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
+                            if ahead and k + 1 < len(chunks) else None)
                 out += assemble(text_words, list(self.decoded(batches, threshold, relations)), self.labels)
-                if k + 1 < len(chunks) and not ahead:  # nothing to overlap with: one core less for the tokenizer
-                    upcoming = pool.submit(self.prepare, texts, words, *chunks[k + 1], batch_size)
         return out
 
     def ahead(self) -> bool:

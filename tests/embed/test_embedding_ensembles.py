@@ -117,6 +117,7 @@ def test_cli_checkpoint_keeps_each_members_training_resumable(team_files, tmp_pa
     def args(*settings: str) -> list[str]:
         return ["eval", "linkpred", "--train", str(train), "--valid", str(valid), "-m", "distmult", "--epochs", "2",
                 "--device", "cpu", "--members", "2", "--checkpoint", str(tmp_path / "ck"), "--json",
+                "--plot", str(tmp_path / "curves.png"),
                 *(x for setting in settings for x in ("--set", setting))]
 
     first = CliRunner().invoke(app, args())
