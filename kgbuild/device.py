@@ -19,6 +19,19 @@ def resolve_device(name: str = "auto"):
     return torch.device(name)
 
 
+def fp32_weights() -> dict:
+    """The keyword that makes transformers' from_pretrained load weights in float32 whatever dtype
+    the checkpoint was saved in (transformers 5 keeps a checkpoint's own dtype by default, so a
+    bf16 or fp16 checkpoint would train with half-precision weights and optimiser steps, and run
+    slowly on a CPU); mixed precision comes from autocast, or from .half() on CUDA."""
+    import torch
+    import transformers
+    from packaging.version import Version
+
+    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
+    return {key: torch.float32}
+
+
 _ALLOCATOR_KEPT = False
 # glibc mallopt parameters: M_TRIM_THRESHOLD and M_MMAP_THRESHOLD, and the largest mmap threshold
 # glibc accepts on 64-bit machines.

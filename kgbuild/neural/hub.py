@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from kgbuild.device import resolve_device
+from kgbuild.device import fp32_weights, resolve_device
 from kgbuild.errors import ModelLoadError
 from kgbuild.types import TYPES, type_of
 
@@ -129,7 +129,7 @@ def _load(name_or_path: str, auto_model: Any, what: str, device: str) -> tuple[A
     torch_device = resolve_device(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        model = auto_model.from_pretrained(name)
+        model = auto_model.from_pretrained(name, **fp32_weights())
     except (OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelLoadError(f"cannot load {what} {name!r}: {first}", hint=HINT) from None

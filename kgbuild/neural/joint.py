@@ -41,6 +41,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from kgbuild.device import fp32_weights
 from kgbuild.errors import KgbuildError, ModelLoadError
 from kgbuild.neural.formats import Example, split_words
 from kgbuild.types import LABEL_TO_TYPE, type_of
@@ -312,9 +313,9 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]] | TextWor
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     if not texts:
         return Windows.of([])
-    all_ids, all_offsets = _encode(tokenizer, texts)
+    enc = _encode(tokenizer, texts)
     n_texts = len(texts)
-    n_tok = np.fromiter(map(len, all_ids), np.int64, n_texts)
+    n_tok = np.diff(enc.bounds)
     n_words = np.diff(words.base)
     tok_base = np.cumsum(n_tok) - n_tok
     word_base = words.base[:-1]
@@ -323,9 +324,7 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]] | TextWor
     char_base = np.cumsum([len(t) + 1 for t in texts]) - np.array([len(t) + 1 for t in texts])
     tok_text = np.repeat(np.arange(n_texts), n_tok)
     word_text = np.repeat(np.arange(n_texts), n_words)
-    tok_ids = np.fromiter(chain.from_iterable(all_ids), np.int64, int(n_tok.sum()))
-    offsets = np.fromiter(chain.from_iterable(chain.from_iterable(all_offsets)), np.int64,
-                          2 * int(n_tok.sum())).reshape(-1, 2)
+    tok_ids, offsets = enc.ids, enc.offsets
     spans = words.spans
     start = offsets[:, 0] + char_base[tok_text]
     word_start = spans[:, 0] + char_base[word_text]
@@ -380,7 +379,7 @@ def texts_windows(texts: list[str], words: list[list[tuple[int, int]]] | TextWor
     more = []
     for i in long.tolist():
         t0, w_lo, w_hi = int(tok_base[i]), int(word_base[i]), int(word_base[i] + n_words[i])
-        more += _text_windows(i, all_ids[i], tok_shapes[t0 : t0 + int(n_tok[i])],
+        more += _text_windows(i, tok_ids[t0 : t0 + int(n_tok[i])].tolist(), tok_shapes[t0 : t0 + int(n_tok[i])],
                               np.flatnonzero(last[w_lo:w_hi] >= 0), first[w_lo:w_hi], last[w_lo:w_hi], cls, sep, size)
     wins = Windows.concat([wins, Windows.of(more)])
     return wins.take(np.argsort(wins.text, kind="stable"))  # text by text; a long text's windows in order
@@ -430,56 +429,217 @@ def word_shapes(text: str, starts: Any, ends: Any) -> Any:
                      [np.where(counts[_ALPHA] > 0, 7, 6), 8, np.where(cased == 1, 4, 3), 2, 1], 5).astype(np.int64)
 
 
-def _encode(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+@dataclass
+class Encoded:
+    """Subword ids and character offsets of many texts, flat: text i's subwords are rows
+    bounds[i] .. bounds[i + 1] - 1."""
+
+    ids: Any  # int64 (subwords,)
+    offsets: Any  # int64 (subwords, 2): start and end in the text
+    bounds: Any  # int64, texts + 1
+
+    def of(self, i: int) -> tuple[list[int], list[tuple[int, int]]]:
+        """Text i's ids and offsets as lists (as the tokenizer gives them)."""
+        lo, hi = int(self.bounds[i]), int(self.bounds[i + 1])
+        return self.ids[lo:hi].tolist(), [tuple(o) for o in self.offsets[lo:hi].tolist()]
+
+    @classmethod
+    def from_lists(cls, ids: list[list[int]], offsets: list[list[tuple[int, int]]]) -> "Encoded":
+        import numpy as np
+
+        counts = np.fromiter(map(len, ids), np.int64, len(ids))
+        bounds = np.zeros(len(ids) + 1, np.int64)
+        np.cumsum(counts, out=bounds[1:])
+        n = int(bounds[-1])
+        return cls(np.fromiter(chain.from_iterable(ids), np.int64, n),
+                   np.fromiter(chain.from_iterable(chain.from_iterable(offsets)), np.int64, 2 * n).reshape(-1, 2),
+                   bounds)
+
+    @classmethod
+    def merge(cls, parts: list[tuple[Any, "Encoded"]], n: int) -> "Encoded":
+        """One Encoded of n texts from parts that each encoded the texts at the given indexes."""
+        import numpy as np
+
+        which = np.concatenate([np.asarray(k, np.int64) for k, _ in parts])
+        whole = cls(np.concatenate([e.ids for _, e in parts]), np.concatenate([e.offsets for _, e in parts]),
+                    np.r_[0, np.cumsum(np.concatenate([np.diff(e.bounds) for _, e in parts]))])
+        order = np.empty(n, np.int64)
+        order[which] = np.arange(n)
+        at, bounds = _segments(whole.bounds, order)
+        return cls(whole.ids[at], whole.offsets[at], bounds)
+
+
+def _encode(tokenizer: Any, texts: list[str]) -> Encoded:
     """Subword ids and character offsets of each text, without special tokens."""
+    import numpy as np
+
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or backend.truncation is not None or backend.padding is not None:
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-        return enc["input_ids"], enc["offset_mapping"]
+        return Encoded.from_lists(enc["input_ids"], enc["offset_mapping"])
     # the Rust tokenizer straight: the Python wrapper adds nothing here but dicts to fill
-    plain, lower = _without_bert_normalizer(backend)
-    if plain is None:
+    fast = _fast_paths(backend)
+    if fast.plain is None:
         encodings = backend.encode_batch(texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [e.offsets for e in encodings]
+        return Encoded.from_lists([e.ids for e in encodings], [e.offsets for e in encodings])
     # BERT's normalizer (lowercasing, accents, control characters, Chinese characters) leaves
     # printable ASCII as str.lower (or as it is) leaves it, character for character, so the
-    # offsets agree; in Python that is a third of the tokenizer's time on such texts
+    # offsets agree; in Python that is a third of the tokenizer's time on such texts. Such texts
+    # then go through the piece cache (_Pieces), unless one names an added token ([CLS], ...),
+    # which the tokenizer matches in the whole text
     simple = [t.isascii() and not _ASCII_CONTROL.search(t) for t in texts]
-    if all(simple):
-        encodings = plain.encode_batch([t.lower() for t in texts] if lower else texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [e.offsets for e in encodings]
-    ids: list[Any] = [None] * len(texts)
-    offsets: list[Any] = [None] * len(texts)
-    for tok, fast in ((plain, True), (backend, False)):
-        which = [k for k, s in enumerate(simple) if s is fast]
+    if fast.specials and any(simple):
+        low = "\n".join(t for t, s in zip(texts, simple) if s).lower()
+        if any(sp in low for sp in fast.specials):
+            simple = [s and not any(sp in t.lower() for sp in fast.specials) for t, s in zip(texts, simple)]
+    parts = []
+    for route in (True, False):
+        which = [k for k, s in enumerate(simple) if s is route]
         if not which:
             continue
-        batch = [texts[k].lower() if fast and lower else texts[k] for k in which]
-        for k, e in zip(which, tok.encode_batch(batch, add_special_tokens=False)):
-            ids[k], offsets[k] = e.ids, e.offsets
-    return ids, offsets
+        batch = [texts[k] for k in which]
+        if route:
+            part = fast.pieces.encode(batch)
+        else:
+            encodings = backend.encode_batch(batch, add_special_tokens=False)
+            part = Encoded.from_lists([e.ids for e in encodings], [e.offsets for e in encodings])
+        if len(which) == len(texts):
+            return part
+        parts.append((which, part))
+    return Encoded.merge(parts, len(texts)) if parts else Encoded.from_lists([], [])
 
 
 # ASCII characters that BERT's normalizer drops (control characters but tab, newline, return)
 _ASCII_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_PLAIN: dict[int, tuple[Any, Any, bool]] = {}
+# BERT's pre-tokens in printable ASCII (with tab, newline, return): runs of letters and digits,
+# and every other character but whitespace on its own
+_ASCII_PRETOKEN = re.compile(r"[A-Za-z0-9]+|[^ \t\n\rA-Za-z0-9]")
 
 
-def _without_bert_normalizer(backend: Any) -> tuple[Any, bool]:
-    """A copy of a Rust tokenizer whose normalizer is BERT's, without it, and whether that
-    normalizer lowercases; (None, False) for any other normalizer."""
+@dataclass
+class _FastPaths:
+    plain: Any  # a copy of the Rust tokenizer without its BERT normalizer, or None
+    pieces: Any  # _Pieces over `plain`, or None
+    specials: tuple[str, ...]  # the added tokens' texts, lowercased
+
+
+_FAST: dict[int, tuple[Any, _FastPaths]] = {}
+
+
+def _fast_paths(backend: Any) -> _FastPaths:
+    """What _encode may use in place of a Rust tokenizer: for BERT's normalizer, a copy without
+    it, and for BERT's pre-tokenizer with WordPiece, a cache of each pre-token's pieces over that
+    copy; none of either for any other tokenizer."""
     key = id(backend)
-    if key not in _PLAIN:
-        plain, lower = None, False
-        normalizer = json.loads(backend.to_str()).get("normalizer") or {}
+    if key not in _FAST:
+        spec = json.loads(backend.to_str())
+        normalizer = spec.get("normalizer") or {}
+        plain = pieces = None
         if normalizer.get("type") == "BertNormalizer":
             from tokenizers import Tokenizer, normalizers
 
             plain = Tokenizer.from_str(backend.to_str())
             plain.normalizer = normalizers.Sequence([])
             lower = bool(normalizer.get("lowercase", True))
-        _PLAIN[key] = (backend, plain, lower)  # the backend kept alive, so that its id is not reused
-    return _PLAIN[key][1:]
+            if ((spec.get("pre_tokenizer") or {}).get("type") == "BertPreTokenizer"
+                    and (spec.get("model") or {}).get("type") == "WordPiece"):
+                pieces = _Pieces(plain, lower)
+        specials = tuple(sorted({t["content"].lower() for t in spec.get("added_tokens") or [] if t.get("content")}))
+        _FAST[key] = (backend, _FastPaths(plain, pieces, specials))  # the backend kept alive, so that its id is not reused
+    return _FAST[key][1]
+
+
+class _Pieces:
+    """WordPiece's subwords of each distinct pre-token, kept. BERT's pre-tokenizer cuts a text at
+    whitespace and around every punctuation mark, and WordPiece reads each pre-token on its own,
+    so a text's subwords are its pre-tokens' subwords one after the other. For printable ASCII
+    (lowercased as BERT's normalizer would) the pre-tokens are cut with one regular expression and
+    looked up here; only those never seen go through the tokenizer (a few percent of a real
+    corpus's words once the cache is warm). Turning the tokenizer's per-text output into arrays
+    cost as much as the tokenizer itself; the cache gives arrays straight."""
+
+    LIMIT = 1 << 18  # distinct pre-tokens kept; past it the cache starts again
+
+    def __init__(self, tokenizer: Any, lower: bool) -> None:
+        import threading
+
+        self.tokenizer, self.lower = tokenizer, lower
+        self.lock = threading.Lock()  # predict may tokenise the next texts in a background thread
+        self.clear()
+
+    def clear(self) -> None:
+        import numpy as np
+
+        self.index: dict[str, int] = {}
+        self.ids = np.zeros(0, np.int64)
+        self.spans = np.zeros((0, 2), np.int64)  # each subword's offsets within its pre-token
+        self.bounds = np.zeros(1, np.int64)  # pre-token k's subwords: bounds[k] .. bounds[k + 1] - 1
+
+    def _add(self, new: list[str]) -> None:
+        import numpy as np
+
+        enc = Encoded.from_lists(*zip(*((e.ids, e.offsets) for e in
+                                          self.tokenizer.encode_batch(new, add_special_tokens=False))))
+        self.ids = np.concatenate([self.ids, enc.ids])
+        self.spans = np.concatenate([self.spans, enc.offsets])
+        self.bounds = np.concatenate([self.bounds, self.bounds[-1] + enc.bounds[1:]])
+        self.index.update(zip(new, range(len(self.index), len(self.index) + len(new))))
+
+    def encode(self, texts: list[str]) -> Encoded:
+        """Ids and offsets of printable-ASCII texts, as the tokenizer gives them."""
+        import numpy as np
+
+        joined = "\n".join(texts)  # the newline is whitespace: no pre-token crosses it
+        if self.lower:
+            joined = joined.lower()
+        found = _ASCII_PRETOKEN.findall(joined)
+        codes = np.frombuffer(joined.encode("ascii"), np.uint8)
+        word = _ascii_alnum()[codes]
+        other = ~word & ~_ascii_space()[codes]
+        starts = np.flatnonzero(other | (word & ~np.r_[False, word[:-1]]))
+        if len(starts) != len(found):
+            raise AssertionError("pre-tokens cut two ways disagree")
+        with self.lock:
+            new = set(found).difference(self.index)
+            if len(self.index) + len(new) > self.LIMIT:
+                self.clear()
+                new = set(found)
+            if new:
+                self._add(sorted(new))
+            code = np.fromiter(map(self.index.__getitem__, found), np.int64, len(found))
+            at, tok_bounds = _segments(self.bounds, code)
+            ids, spans = self.ids[at], self.spans[at]
+        lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+        text_base = np.cumsum(lengths + 1) - lengths - 1  # where each text starts in `joined`
+        pre_text = np.searchsorted(text_base, starts, side="right") - 1
+        per = np.diff(tok_bounds)
+        shift = np.repeat(starts - text_base[pre_text], per)
+        bounds = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum(np.bincount(pre_text, weights=per, minlength=len(texts)).astype(np.int64), out=bounds[1:])
+        return Encoded(ids, spans + shift[:, None], bounds)
+
+
+def forget_pieces(tokenizer: Any) -> None:
+    """Empty the tokenizer's cache of pre-token pieces (_Pieces), if it has one: a timed pass then
+    tokenises every distinct pre-token once, as on texts never seen."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and id(backend) in _FAST and _FAST[id(backend)][1].pieces is not None:
+        with _FAST[id(backend)][1].pieces.lock:
+            _FAST[id(backend)][1].pieces.clear()
+
+
+@functools.lru_cache(maxsize=1)
+def _ascii_alnum() -> Any:
+    import numpy as np
+
+    return np.array([chr(c).isascii() and chr(c).isalnum() for c in range(256)])
+
+
+@functools.lru_cache(maxsize=1)
+def _ascii_space() -> Any:
+    import numpy as np
+
+    return np.array([chr(c) in " \t\n\r" for c in range(256)])
 
 
 def _text_windows(text_index: int, ids: list[int], shapes: Any, present: Any, first: Any, last: Any, cls: int,
@@ -622,7 +782,7 @@ def load_pretrained(name: str | Path, hint: str) -> tuple[Any, Any]:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
-        encoder = AutoModel.from_pretrained(name)
+        encoder = AutoModel.from_pretrained(name, **fp32_weights())
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load encoder {str(name)!r}: {str(err).splitlines()[0]}", hint=hint) from None
     if not getattr(tokenizer, "is_fast", False):

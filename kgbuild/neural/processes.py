@@ -38,7 +38,7 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
     relations found, peak GPU MB or None, error or None)."""
     import torch
 
-    from kgbuild.neural.joint import JointExtractor
+    from kgbuild.neural.joint import JointExtractor, forget_pieces
     from kgbuild.parallel import limit_tokenizer_threads
 
     try:
@@ -50,6 +50,7 @@ def _worker(rank: int, model_dir: str, device: str, texts: list[str], words: lis
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+        forget_pieces(model.tokenizer)  # the timed pass tokenises its texts as if never seen
     except Exception as err:  # the others must not wait at the barrier for a worker that is gone
         barrier.abort()
         results.put(_failed(rank, err))

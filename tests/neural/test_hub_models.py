@@ -159,6 +159,21 @@ def test_batches_give_the_same_spans_as_one_text_at_a_time(trained_ner_dir):
     assert together[4] == []
 
 
+def test_a_checkpoint_saved_in_half_precision_runs_in_float32_on_the_cpu(tmp_path, trained_ner_dir):
+    import shutil
+
+    from transformers import AutoModelForTokenClassification
+
+    half = tmp_path / "half"
+    shutil.copytree(trained_ner_dir, half)
+    AutoModelForTokenClassification.from_pretrained(half).half().save_pretrained(half)
+    ner = load_token_classifier(str(half), device="cpu")
+    assert {p.dtype for p in ner.model.parameters()} == {torch.float32}
+    full = load_token_classifier(str(trained_ner_dir), device="cpu")
+    text = SENTENCES[0][0]
+    assert [s[:3] for s in ner.predict([text])[0]] == [s[:3] for s in full.predict([text])[0]]
+
+
 def test_untrained_model_with_mixed_label_schemes_gives_well_formed_spans(tmp_path):
     labels = ["O", "B-PER", "I-PER", "S-GPE", "B-CORPORATION", "E-CORPORATION", "DATE", "U-weird"]
     tokenizer = _bert_tokenizer(tmp_path)

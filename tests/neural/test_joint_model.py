@@ -29,6 +29,30 @@ def test_saved_model_reproduces_the_dev_scores_of_training(tiny_model, tiny_data
     assert again["relations"] == result.dev["relations"]
 
 
+def test_encoder_weights_saved_in_half_precision_load_as_float32(tmp_path, tiny_model, tiny_data):
+    # transformers keeps a checkpoint's own dtype unless told; a model folder (or base model) saved
+    # in fp16 must still train and predict with float32 weights on the CPU
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+
+    from kgbuild.neural.train import train
+
+    half = tmp_path / "half"
+    shutil.copytree(tiny_model[0], half)
+    AutoModel.from_pretrained(half / "encoder").half().save_pretrained(half / "encoder")
+    assert AutoModel.from_pretrained(half / "encoder").dtype == torch.float16  # what the loader is given
+    model = JointExtractor.load(half, "cpu")
+    assert {p.dtype for p in model.net.parameters()} == {torch.float32}
+    (pred,) = model.predict(["John Smith works for Acme Corp ."])
+    (full,) = JointExtractor.load(tiny_model[0], "cpu").predict(["John Smith works for Acme Corp ."])
+    assert [e[:3] for e in pred.entities] == [e[:3] for e in full.entities]
+    result = train(tiny_data, tiny_data, tmp_path / "again", task="ner", base_model=str(half / "encoder"), epochs=1,
+                   batch_size=4, quiet=True, device="cpu")
+    assert result.history[0]["loss"] == result.history[0]["loss"]  # a number, not NaN
+
+
 def test_tiny_model_overfits_four_sentences_and_predicts_their_relation(tiny_model):
     model = JointExtractor.load(tiny_model[0], "cpu")
     text = "John Smith works for Acme Corp ."
@@ -80,7 +104,7 @@ def test_windows_built_on_arrays_match_the_window_by_window_rule(tiny_model):
              "Tabs\tand\x07 bells , Mary Jones .", f"Mary Jones lives in Paris . {' '.join(['and'] * 40)} IBM ."]
     words = [split_words(t) for t in texts]
     wins = texts_windows(texts, words, model.tokenizer, 24)
-    ids, _ = _encode(model.tokenizer, texts)
+    enc = _encode(model.tokenizer, texts)
     expected = []
     for i, (text, ws) in enumerate(zip(texts, words)):
         (win,) = texts_windows([text], [ws], model.tokenizer, 512)  # one window: subword to word map, shapes
@@ -90,7 +114,7 @@ def test_windows_built_on_arrays_match_the_window_by_window_rule(tiny_model):
             expected.append(Window(i, [model.tokenizer.cls_token_id, model.tokenizer.sep_token_id], [], [], [],
                                    set(), [0, 0]))
             continue
-        expected += _text_windows(i, ids[i], np.array(win.case_ids[1:-1]), np.flatnonzero(last >= 0), first, last,
+        expected += _text_windows(i, enc.of(i)[0], np.array(win.case_ids[1:-1]), np.flatnonzero(last >= 0), first, last,
                                   model.tokenizer.cls_token_id, model.tokenizer.sep_token_id, 22)
     assert list(wins) == expected
     assert len(wins) > len(texts)
@@ -125,9 +149,38 @@ def test_tokenizer_fast_path_gives_the_tokenizers_own_ids_and_offsets(tiny_model
     texts = ["John SMITH works for Acme Corp .", "Ünïcode Straße", "bell\x07 and\x00nul", "tab\tnew\nline", "",
              "MiXeD CaSe 1990s U.S.A."]
     for batch in (texts, texts[:1] + texts[3:]):  # mixed, and all printable ASCII
-        ids, offsets = _encode(model.tokenizer, batch)
+        enc = _encode(model.tokenizer, batch)
         own = backend.encode_batch(batch, add_special_tokens=False)
-        assert ids == [e.ids for e in own] and offsets == [e.offsets for e in own]
+        assert [enc.of(i) for i in range(len(batch))] == [(e.ids, e.offsets) for e in own]
+
+
+def test_pieces_of_cached_pre_tokens_are_the_tokenizers_own_ids_and_offsets(tiny_model):
+    # printable ASCII goes through the cache of each pre-token's pieces: the same ids and offsets
+    # as the tokenizer over whole texts, for texts of every ASCII character, words past WordPiece's
+    # 100 characters, added tokens named in the text, and texts mixed with other scripts
+    import random
+
+    from kgbuild.neural.joint import _encode, _fast_paths
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    backend = model.tokenizer.backend_tokenizer
+    pieces = _fast_paths(backend).pieces
+    assert pieces is not None
+    pieces.clear()
+    rng = random.Random(0)
+    alphabet = [chr(c) for c in range(32, 127)] + ["\t", "\n", "\r"] + list("aeinorstAEINORST  ")
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80))) for _ in range(300)]
+    texts += ["x" * 101 + " ok", "A" * 100, "he said [MASK] and [cls] , [SEP]]", "naïve café", "a\x07b", "",
+              "Steve Jobs co-founded Apple Inc. in Cupertino , California , in 1976 ."]
+    for batch in (texts, texts[::-1], texts[:50] * 2):  # a cold cache, then a warm one
+        enc = _encode(model.tokenizer, batch)
+        own = backend.encode_batch(batch, add_special_tokens=False)
+        assert [enc.of(i) for i in range(len(batch))] == [(e.ids, e.offsets) for e in own]
+    assert 0 < len(pieces.index) < sum(len(t) for t in texts)
+    pieces.LIMIT = 10  # past the limit the cache starts again, and gives the same
+    enc = _encode(model.tokenizer, texts[:20])
+    assert [enc.of(i) for i in range(20)] == [(e.ids, e.offsets) for e in backend.encode_batch(texts[:20], add_special_tokens=False)]
+    del pieces.LIMIT
 
 
 def test_span_rows_are_the_candidate_spans_of_each_window(tiny_model):
