@@ -183,6 +183,25 @@ def test_pieces_of_cached_pre_tokens_are_the_tokenizers_own_ids_and_offsets(tiny
     del pieces.LIMIT
 
 
+def test_span_head_taken_apart_gives_the_span_heads_own_logits(tiny_model):
+    # predict scores spans from per-subword products of the span head's first layer (span_tables);
+    # in eval mode that is the same layer as over each span's concatenated vector
+    import torch
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    texts = ["John Smith works for Acme Corp .", "", f"Mary Jones lives in Paris . {' '.join(['and'] * 60)} IBM ."]
+    ids, mask, case, spans = model.to_device(*model.tensors(model.windows(texts, [split_words(t) for t in texts])))
+    net = model.net.eval()
+    width = spans[:, 5].clamp(max=model.max_width)
+    with torch.inference_mode():
+        hidden, sums = net.encode(ids, mask, case)
+        own = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4], width)[1]
+        parts = net.span_logits(net.span_tables(hidden), spans[:, 0], spans[:, 3], spans[:, 4], width)
+    assert len(own) > 100
+    torch.testing.assert_close(parts, own, rtol=1e-4, atol=1e-5)
+    assert (parts.argmax(-1) == own.argmax(-1)).all()
+
+
 def test_span_rows_are_the_candidate_spans_of_each_window(tiny_model):
     model = JointExtractor.load(tiny_model[0], "cpu")
     texts = ["John Smith works for Acme Corp .", "", f"Mary Jones lives in Paris . {' '.join(['and'] * 60)}"]
@@ -338,7 +357,7 @@ def test_precision_bf16_runs_the_model_in_bf16_on_the_cpu_and_auto_stays_fp32(ti
         def seen(module, args, out, precision=precision):
             dtypes.setdefault(precision, out.dtype)
 
-        hook = model.net.span_head.register_forward_hook(seen)
+        hook = model.net.span_head[4].register_forward_hook(seen)  # its last layer
         try:
             found = model.predict(["Alice Smith works for Acme Corp in Paris ."])
         finally:
