@@ -803,6 +803,26 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
                            self.types(t_type).to(hidden.dtype)], -1)
             return self.pair_head(x)
 
+        def pair_logits(self, hidden, sums, reps, b, h, t, hs, he, ts, te, h_type, t_type):
+            """Relation logits as `pairs` gives them in eval mode, with the pair head's first layer
+            taken apart as in span_tables: the head's and the tail's parts once per span (a span
+            with n others is in 2(n - 1) pairs), the gap's and the types' once per pair."""
+            lin = self.pair_head[1]
+            size, types = hidden.size(-1), self.types.embedding_dim
+            w_head, w_tail, w_gap, w_htype, w_ttype = lin.weight.split([self.span_dim, self.span_dim, size, types,
+                                                                       types], 1)
+            lo = torch.minimum(he, te) + 1
+            hi = torch.maximum(hs, ts)
+            n = (hi - lo).clamp(min=0)
+            gap = (sums[b, lo + n] - sums[b, lo]) / n.clamp(min=1).unsqueeze(-1).to(sums.dtype)
+            x = (gap.to(hidden.dtype) @ w_gap.T).float()
+            x += (reps @ w_head.T).float()[h]
+            x += (reps @ w_tail.T).float()[t]
+            x += (self.types.weight @ w_htype.T).float()[h_type]
+            x += (self.types.weight @ w_ttype.T).float()[t_type]
+            x += lin.bias.float()
+            return self.pair_head[4](self.pair_head[2](x))
+
     return JointNetwork()
 
 
@@ -1109,18 +1129,19 @@ class JointExtractor:
     def forward_pairs(self, states, pairs):
         """Relation probabilities of pair rows (window, head row, tail row, their subword bounds,
         their types), averaged over the members (`states`: from forward_spans). The vectors of the
-        paired spans are built again here, for those spans only."""
+        paired spans are built again here, for those spans only, once each."""
         import torch
 
         spans, members = states
         p, probs = pairs, None
-        paired = spans[torch.cat([p[:, 1], p[:, 2]])]  # head spans, then tail spans
-        head = torch.arange(len(p), device=p.device)
+        rows, which = torch.unique(torch.cat([p[:, 1], p[:, 2]]), return_inverse=True)  # each paired span once
+        paired = spans[rows]
+        head, tail = which[: len(p)], which[len(p) :]
         for net, (hidden, sums) in zip(self.nets, members):
             reps = net.span_reps(hidden, sums, paired[:, 0], paired[:, 3], paired[:, 4],
                                  paired[:, 5].clamp(max=self.max_width))
-            q = net.pairs(hidden, sums, reps, p[:, 0], head, head + len(p), p[:, 3], p[:, 4], p[:, 5], p[:, 6],
-                          p[:, 7], p[:, 8]).float().softmax(-1)
+            q = net.pair_logits(hidden, sums, reps, p[:, 0], head, tail, p[:, 3], p[:, 4], p[:, 5], p[:, 6],
+                                p[:, 7], p[:, 8]).float().softmax(-1)
             probs = q if probs is None else probs + q
         return probs / len(self.nets) if len(self.nets) > 1 else probs
 

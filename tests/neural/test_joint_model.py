@@ -202,6 +202,25 @@ def test_span_head_taken_apart_gives_the_span_heads_own_logits(tiny_model):
     assert (parts.argmax(-1) == own.argmax(-1)).all()
 
 
+def test_pair_head_taken_apart_gives_the_pair_heads_own_logits(tiny_model):
+    import torch
+
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    texts = ["John Smith works for Acme Corp .", "Mary Jones lives in Paris and works for IBM ."] * 3
+    batch = model.windows(texts, [split_words(t) for t in texts])
+    net = model.net.eval()
+    with torch.inference_mode():
+        _, (ids, mask, case, spans, p) = model._predict_batch(batch)
+        assert p is not None and len(p) > 10
+        hidden, sums = net.encode(ids, mask, case)
+        paired = spans[torch.cat([p[:, 1], p[:, 2]])]
+        reps = net.span_reps(hidden, sums, paired[:, 0], paired[:, 3], paired[:, 4], paired[:, 5].clamp(max=model.max_width))
+        head = torch.arange(len(p))
+        args = (hidden, sums, reps, p[:, 0], head, head + len(p), *p[:, 3:9].T)
+        own, parts = net.pairs(*args), net.pair_logits(*args)
+    torch.testing.assert_close(parts, own, rtol=1e-4, atol=1e-5)
+
+
 def test_span_rows_are_the_candidate_spans_of_each_window(tiny_model):
     model = JointExtractor.load(tiny_model[0], "cpu")
     texts = ["John Smith works for Acme Corp .", "", f"Mary Jones lives in Paris . {' '.join(['and'] * 60)}"]
@@ -343,7 +362,9 @@ def test_pair_head_on_rebuilt_span_vectors_scores_as_on_all_of_them(tiny_model, 
         hidden, sums = net.encode(ids, mask, case)
         reps, _ = net.spans(hidden, sums, spans[:, 0], spans[:, 3], spans[:, 4], spans[:, 5].clamp(max=model.max_width))
         expected = net.pairs(hidden, sums, reps, *p.unbind(1)).softmax(-1)
-        assert torch.equal(model.forward_pairs(states, p), expected)
+        got = model.forward_pairs(states, p)  # the pair head's first layer taken apart (pair_logits)
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
+        assert torch.equal(got.argmax(-1), expected.argmax(-1))
 
 
 def test_precision_bf16_runs_the_model_in_bf16_on_the_cpu_and_auto_stays_fp32(tiny_model):
