@@ -995,9 +995,14 @@ class JointExtractor:
             return tensors
         import torch
 
+        # from pinned (page-locked) memory and without waiting: a copy from ordinary memory waits for
+        # all the work queued on the device, which would stall predict's host until the batch
+        # queued ahead had run through the encoder
         if len({t.dtype for t in tensors}) > 1:
-            return tuple(t.to(self.device) for t in tensors)
-        flat = torch.cat([t.reshape(-1) for t in tensors]).to(self.device)
+            return tuple(t.pin_memory().to(self.device, non_blocking=True) for t in tensors)
+        flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, pin_memory=True)
+        torch.cat([t.reshape(-1) for t in tensors], out=flat)
+        flat = flat.to(self.device, non_blocking=True)
         return tuple(part.view(t.shape) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
 
     def autocast(self):
@@ -1126,15 +1131,18 @@ class JointExtractor:
             probs = p if probs is None else probs + p
         return (spans, members), probs / len(self.nets) if len(self.nets) > 1 else probs
 
-    def forward_pairs(self, states, pairs):
+    def forward_pairs(self, states, pairs, rows=None, which=None):
         """Relation probabilities of pair rows (window, head row, tail row, their subword bounds,
         their types), averaged over the members (`states`: from forward_spans). The vectors of the
-        paired spans are built again here, for those spans only, once each."""
+        paired spans are built again here, for those spans only, once each: `rows`, the span rows
+        that some pair names, and `which`, the places among them of every pair's head and then of
+        every pair's tail (worked out here when not given)."""
         import torch
 
         spans, members = states
         p, probs = pairs, None
-        rows, which = torch.unique(torch.cat([p[:, 1], p[:, 2]]), return_inverse=True)  # each paired span once
+        if rows is None:
+            rows, which = torch.unique(torch.cat([p[:, 1], p[:, 2]]), return_inverse=True)
         paired = spans[rows]
         head, tail = which[: len(p)], which[len(p) :]
         for net, (hidden, sums) in zip(self.nets, members):
@@ -1163,21 +1171,25 @@ class JointExtractor:
         if len(spans) == 0:
             return None
         inputs = self.to_device(ids, mask, case, spans)
-        return (batch, spans, inputs, *self.forward_spans(*inputs))
+        states, probs = self.forward_spans(*inputs)
+        return batch, spans, inputs, states, BestLabels(probs)
 
-    def _finish(self, batch: Windows, spans: Any, inputs: tuple, states: Any, probs: Any, threshold: float,
+    def _finish(self, batch: Windows, spans: Any, inputs: tuple, states: Any, best: "BestLabels", threshold: float,
                 relations: bool) -> tuple["Decoded", Any]:
-        """The spans of a launched batch decoded, then its pairs scored and decoded; also the pair
-        rows on the device (None when there were none)."""
+        """The spans of a launched batch decoded, then its pairs scored and decoded; also what
+        forward_pairs read on the device (pair rows, paired span rows, each pair's two places among
+        them; None when there were no pairs)."""
+        import numpy as np
         import torch
 
-        decoded, pairs = decode_spans(batch, spans.numpy(), *_best_labels(probs),
-                                      pairs=relations and bool(self.labels.relations))
+        decoded, pairs = decode_spans(batch, spans.numpy(), *best.get(), pairs=relations and bool(self.labels.relations))
         if pairs is None:
             return decoded, None
-        (p,) = self.to_device(torch.from_numpy(pairs))
-        decode_relations(decoded, *_best_labels(self.forward_pairs(states, p)), threshold)
-        return decoded, p
+        # each paired span once (worked out here on the host: on a GPU torch.unique waits for the device)
+        rows, which = np.unique(pairs[:, 1:3].T, return_inverse=True)
+        placed = self.to_device(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (pairs, rows, which.reshape(-1))))
+        decode_relations(decoded, *BestLabels(self.forward_pairs(states, *placed)).get(), threshold)
+        return decoded, placed
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -1198,17 +1210,41 @@ class Decoded:
     relation_scores: Any = None  # float32, one per relation row
 
 
-def _best_labels(probs: Any) -> tuple[Any, Any]:
-    """Host arrays of each row's best probability and its label (0: none), in one copy from the
-    device (labels are small integers, exact as floats)."""
-    import numpy as np
-    import torch
+class BestLabels:
+    """Each row's best probability and its label (0: none), on their way to the host: on a GPU the
+    two come back in one copy (labels are small integers, exact as floats) into pinned memory,
+    queued right behind the work that makes `probs` without waiting for it, and `get` waits for
+    that copy alone (a CUDA event), not for what was queued after it, such as the next batch's
+    encoder: the host decodes one batch while the device runs the next."""
 
-    score, label = probs.max(-1)
-    if score.device.type == "cpu":
-        return score.numpy(), label.numpy()
-    top = torch.stack([score, label.float()]).cpu().numpy()
-    return top[0], top[1].astype(np.int64)
+    def __init__(self, probs: Any) -> None:
+        import torch
+
+        score, label = probs.max(-1)
+        self.event = None
+        if score.device.type == "cpu":
+            self.host = (score.numpy(), label.numpy())
+            return
+        top = torch.stack([score, label.float()])
+        self.host = torch.empty(top.shape, dtype=top.dtype, pin_memory=True)
+        self.host.copy_(top, non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record()
+
+    def get(self) -> tuple[Any, Any]:
+        """(best probabilities, labels) as host arrays, once the copy has landed."""
+        import numpy as np
+
+        if self.event is None:
+            return self.host
+        self.event.synchronize()
+        top = self.host.numpy()
+        return top[0], top[1].astype(np.int64)
+
+
+def _best_labels(probs: Any) -> tuple[Any, Any]:
+    """Host arrays of each row's best probability and its label (0: none)."""
+    return BestLabels(probs).get()
 
 
 def decode_spans(batch: Windows, rows: Any, scores: Any, labels: Any, pairs: bool = True) -> tuple[Decoded, Any]:

@@ -524,7 +524,7 @@ def measure_speed(model_dir: str | Path, data: str | Path, fmt: str | None = Non
         for ids, mask, case, spans, pairs in inputs:
             states, _ = model.forward_spans(ids, mask, case, spans)
             if pairs is not None:
-                model.forward_pairs(states, pairs)
+                model.forward_pairs(states, *pairs)
         model_seconds = clock() - t0
     del inputs
     # the host alone, as predict runs (the cyclic collector paused) and with the collector running,

@@ -210,8 +210,10 @@ def test_pair_head_taken_apart_gives_the_pair_heads_own_logits(tiny_model):
     batch = model.windows(texts, [split_words(t) for t in texts])
     net = model.net.eval()
     with torch.inference_mode():
-        _, (ids, mask, case, spans, p) = model._predict_batch(batch)
-        assert p is not None and len(p) > 10
+        _, (ids, mask, case, spans, placed) = model._predict_batch(batch)
+        p, rows, which = placed
+        assert len(p) > 10 and len(rows) < len(which) == 2 * len(p)
+        assert torch.equal(rows[which], torch.cat([p[:, 1], p[:, 2]]))
         hidden, sums = net.encode(ids, mask, case)
         paired = spans[torch.cat([p[:, 1], p[:, 2]])]
         reps = net.span_reps(hidden, sums, paired[:, 0], paired[:, 3], paired[:, 4], paired[:, 5].clamp(max=model.max_width))
