@@ -471,8 +471,6 @@ class Encoded:
 
 def _encode(tokenizer: Any, texts: list[str]) -> Encoded:
     """Subword ids and character offsets of each text, without special tokens."""
-    import numpy as np
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None or backend.truncation is not None or backend.padding is not None:
         enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
@@ -795,13 +793,18 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
 
         def pairs(self, hidden, sums, reps, b, h, t, hs, he, ts, te, h_type, t_type):
             """Relation logits of span pairs (h, t: rows of `reps`; hs..te their subword bounds)."""
-            lo = torch.minimum(he, te) + 1
-            hi = torch.maximum(hs, ts)  # the gap is [lo, hi); empty when the spans touch or overlap
-            n = (hi - lo).clamp(min=0)
-            gap = (sums[b, lo + n] - sums[b, lo]) / n.clamp(min=1).unsqueeze(-1).to(sums.dtype)
+            gap = self.gap(sums, b, hs, he, ts, te)
             x = torch.cat([reps[h], reps[t], gap.to(hidden.dtype), self.types(h_type).to(hidden.dtype),
                            self.types(t_type).to(hidden.dtype)], -1)
             return self.pair_head(x)
+
+        @staticmethod
+        def gap(sums, b, hs, he, ts, te):
+            """The mean of the subwords between two spans, from the prefix sums (zero when none)."""
+            lo = torch.minimum(he, te) + 1
+            hi = torch.maximum(hs, ts)  # the gap is [lo, hi); empty when the spans touch or overlap
+            n = (hi - lo).clamp(min=0)
+            return (sums[b, lo + n] - sums[b, lo]) / n.clamp(min=1).unsqueeze(-1).to(sums.dtype)
 
         def pair_logits(self, hidden, sums, reps, b, h, t, hs, he, ts, te, h_type, t_type):
             """Relation logits as `pairs` gives them in eval mode, with the pair head's first layer
@@ -811,11 +814,7 @@ def build_network(encoder: Any, n_entities: int, n_relations: int, max_width: in
             size, types = hidden.size(-1), self.types.embedding_dim
             w_head, w_tail, w_gap, w_htype, w_ttype = lin.weight.split([self.span_dim, self.span_dim, size, types,
                                                                        types], 1)
-            lo = torch.minimum(he, te) + 1
-            hi = torch.maximum(hs, ts)
-            n = (hi - lo).clamp(min=0)
-            gap = (sums[b, lo + n] - sums[b, lo]) / n.clamp(min=1).unsqueeze(-1).to(sums.dtype)
-            x = (gap.to(hidden.dtype) @ w_gap.T).float()
+            x = (self.gap(sums, b, hs, he, ts, te).to(hidden.dtype) @ w_gap.T).float()
             x += (reps @ w_head.T).float()[h]
             x += (reps @ w_tail.T).float()[t]
             x += (self.types.weight @ w_htype.T).float()[h_type]
