@@ -640,6 +640,21 @@ def train_ensemble(
     typer.echo(f"ensemble of {len(marker['members'])} models -> {out}")
 
 
+@train_app.command("half")
+def train_half(
+    model: Path = typer.Argument(..., help="model folder written by `kgbuild train re|ner`"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the copy"),
+    dtype: str = typer.Option("fp16", "--dtype", help="fp16 or bf16"),
+) -> None:
+    """Copy a trained model folder with its weights stored in half precision (half the size on
+    disk); it loads and predicts wherever a model folder goes, its weights widened to float32."""
+    from kgbuild.neural.joint import write_half
+
+    result = write_half(model, out, dtype)
+    typer.echo(f"{result['dtype']} copy -> {out}: {result['bytes_before'] / 2**20:,.1f} MB -> "
+               f"{result['bytes_after'] / 2**20:,.1f} MB")
+
+
 @eval_app.command("speed-neural")
 def eval_speed_neural(
     model: Path = typer.Option(..., "--model", "-m", help="model folder written by `kgbuild train`"),

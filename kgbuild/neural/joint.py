@@ -123,6 +123,49 @@ def write_ensemble(members: list[str | Path], out: str | Path) -> dict[str, Any]
     return marker
 
 
+HALF_DTYPES = ("fp16", "bf16")
+
+
+def write_half(model: str | Path, out: str | Path, dtype: str = "fp16") -> dict[str, Any]:
+    """Write a copy of a trained model folder with its weights stored in half precision (`dtype`:
+    fp16 or bf16), about half the size on disk, for shipping a model. Loading widens the weights to
+    float32 again (`load_pretrained`), so the copy predicts on the CPU in float32 and on a GPU under
+    autocast as the original does, from weights rounded once. Returns the sizes before and after."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # kgbuild reports the copy itself
+    model, out = Path(model), Path(out)
+    if dtype not in HALF_DTYPES:
+        raise KgbuildError(f"unknown dtype {dtype!r}", hint=f"choose one of {', '.join(HALF_DTYPES)}")
+    if not is_model_dir(model):
+        raise ModelLoadError(f"{model} is not a model folder written by kgbuild train",
+                             hint=f"it has no {MARKER}; train one with `kgbuild train re ...`")
+    if is_ensemble_dir(model):
+        raise ModelLoadError(f"{model} is an ensemble folder", hint="write a half copy of each member, then "
+                             "`kgbuild train ensemble` over the copies")
+    if out.resolve() == model.resolve():
+        raise KgbuildError("the copy would overwrite the model", hint="give -o another folder")
+    half = torch.float16 if dtype == "fp16" else torch.bfloat16
+    JointExtractor.load(model, "cpu")  # a complete folder, or the error that says what is wrong
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("model.safetensors", "pytorch_model*.bin", "heads.pt"))
+    AutoModel.from_pretrained(model / "encoder", **fp32_weights()).to(half).save_pretrained(tmp / "encoder")
+    heads = torch.load(model / "heads.pt", map_location="cpu", weights_only=True)
+    torch.save({k: v.to(half) if v.is_floating_point() else v for k, v in heads.items()}, tmp / "heads.pt")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+
+    def size(folder: Path) -> int:
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+    return {"model": str(model), "out": str(out), "dtype": dtype, "bytes_before": size(model), "bytes_after": size(out)}
+
+
 @dataclass
 class Labels:
     """The label set of a trained model; index 0 of each classifier is "none"."""

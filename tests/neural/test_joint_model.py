@@ -3,7 +3,8 @@ import json
 import torch
 
 from kgbuild.neural.formats import split_words
-from kgbuild.neural.joint import CASE_SHAPES, JointExtractor, candidate_spans, texts_windows, windows_of, word_shape
+from kgbuild.neural.joint import (CASE_SHAPES, JointExtractor, candidate_spans, texts_windows, windows_of, word_shape,
+                                  write_half)
 from kgbuild.neural.train import evaluate, train
 
 
@@ -51,6 +52,32 @@ def test_encoder_weights_saved_in_half_precision_load_as_float32(tmp_path, tiny_
     result = train(tiny_data, tiny_data, tmp_path / "again", task="ner", base_model=str(half / "encoder"), epochs=1,
                    batch_size=4, quiet=True, device="cpu")
     assert result.history[0]["loss"] == result.history[0]["loss"]  # a number, not NaN
+
+
+def test_half_copy_of_a_model_folder_is_smaller_and_predicts_the_same_labels(tmp_path, tiny_model):
+    import pytest
+    import torch
+    from typer.testing import CliRunner
+
+    from kgbuild.cli import app
+    from kgbuild.errors import KgbuildError
+
+    out = tmp_path / "half"
+    result = CliRunner().invoke(app, ["train", "half", str(tiny_model[0]), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "fp16 copy" in result.output
+    weights = out / "encoder" / "model.safetensors"
+    assert weights.stat().st_size < 0.6 * (tiny_model[0] / "encoder" / "model.safetensors").stat().st_size
+    assert {v.dtype for v in torch.load(out / "heads.pt", weights_only=True).values() if v.is_floating_point()} == {torch.float16}
+    half, full = JointExtractor.load(out, "cpu"), JointExtractor.load(tiny_model[0], "cpu")
+    assert {p.dtype for p in half.net.parameters()} == {torch.float32}
+    texts = ["John Smith works for Acme Corp .", "Mary Jones lives in Paris ."]
+    labels = lambda preds: [([e[:3] for e in p.entities], [r[:3] for r in p.relations]) for p in preds]
+    assert labels(half.predict(texts)) == labels(full.predict(texts))
+    with pytest.raises(KgbuildError, match="fp16, bf16"):
+        write_half(tiny_model[0], tmp_path / "x", "int8")
+    with pytest.raises(KgbuildError, match="overwrite"):
+        write_half(tiny_model[0], tiny_model[0])
 
 
 def test_tiny_model_overfits_four_sentences_and_predicts_their_relation(tiny_model):
