@@ -1117,22 +1117,34 @@ class JointExtractor:
     def decoded(self, batches: list[Windows], threshold: float = 0.5, relations: bool = True):
         """What each batch with spans gives (Decoded), in order. Working ahead (`ahead`: on a GPU by
         default) a batch's encoder and span head are queued on the device before the previous batch's
-        spans are decoded on the host, so that the device works while the host decodes; on the CPU
-        nothing runs ahead of the host, and that would only hold two batches' states at once."""
+        spans are decoded on the host, and a batch's relations are decoded after the next batch's
+        pairs are queued, so that the device works while the host decodes; on the CPU nothing runs
+        ahead of the host, and that would only hold two batches' states at once."""
         ahead = self.ahead()
-        pending = None
+        launched = scored = None  # working ahead: a batch whose spans wait, one whose relations wait
         for batch, host in self.prefetched(batches):
-            launched = self._launch(batch, host)
-            if launched is None:
+            new = self._launch(batch, host)
+            if new is None:
                 continue
             if not ahead:
-                yield self._finish(*launched, threshold, relations)[0]
+                yield self._finish(*new, threshold, relations)[0]
                 continue
-            if pending is not None:
-                yield self._finish(*pending, threshold, relations)[0]
-            pending = launched
-        if pending is not None:
-            yield self._finish(*pending, threshold, relations)[0]
+            if launched is not None:
+                # the previous batch's spans decoded and its pairs queued behind this batch's
+                # encoder; then the relations of the batch before, whose pairs ran long ago: the
+                # device has this batch's work queued all the while
+                queued = self._score_pairs(*launched, relations)
+                if scored is not None:
+                    yield self._relations(*scored, threshold)
+                scored = queued
+            launched = new
+        if launched is not None:
+            queued = self._score_pairs(*launched, relations)
+            if scored is not None:
+                yield self._relations(*scored, threshold)
+            scored = queued
+        if scored is not None:
+            yield self._relations(*scored, threshold)
 
     def prefetched(self, batches: list[Windows]):
         """Each batch with its input tensors (`tensors`), the next batch's built in a background
@@ -1221,17 +1233,30 @@ class JointExtractor:
         """The spans of a launched batch decoded, then its pairs scored and decoded; also what
         forward_pairs read on the device (pair rows, paired span rows, each pair's two places among
         them; None when there were no pairs)."""
+        scored = self._score_pairs(batch, spans, inputs, states, best, relations)
+        return self._relations(*scored, threshold), scored[1]
+
+    def _score_pairs(self, batch: Windows, spans: Any, inputs: tuple, states: Any, best: "BestLabels",
+                     relations: bool) -> tuple["Decoded", Any, "BestLabels | None"]:
+        """The spans of a launched batch decoded and the pair head queued over the pairs of those
+        spans: (what the spans gave, what forward_pairs read or None, its labels on their way)."""
         import numpy as np
         import torch
 
         decoded, pairs = decode_spans(batch, spans.numpy(), *best.get(), pairs=relations and bool(self.labels.relations))
         if pairs is None:
-            return decoded, None
+            return decoded, None, None
         # each paired span once (worked out here on the host: on a GPU torch.unique waits for the device)
         rows, which = np.unique(pairs[:, 1:3].T, return_inverse=True)
         placed = self.to_device(*(torch.from_numpy(np.ascontiguousarray(a)) for a in (pairs, rows, which.reshape(-1))))
-        decode_relations(decoded, *BestLabels(self.forward_pairs(states, *placed)).get(), threshold)
-        return decoded, placed
+        return decoded, placed, BestLabels(self.forward_pairs(states, *placed))
+
+    @staticmethod
+    def _relations(decoded: "Decoded", placed: Any, best: "BestLabels | None", threshold: float) -> "Decoded":
+        """A batch's relations decoded once its pair labels have come back."""
+        if best is not None:
+            decode_relations(decoded, *best.get(), threshold)
+        return decoded
 
 
 # -- decoding ----------------------------------------------------------------------------------

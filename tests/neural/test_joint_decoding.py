@@ -150,6 +150,32 @@ def test_batches_queued_ahead_decode_as_one_at_a_time(tiny_model):
     assert sum(len(p.relations) for p in one_at_a_time) > 0
 
 
+def test_working_ahead_queues_the_next_batch_before_waiting_on_this_one(tiny_model, monkeypatch):
+    # launch (L) a batch's encoder, decode its spans and queue its pairs (S) once the next batch is
+    # launched, decode its relations (R) once the batch after it has queued its pairs
+    model = JointExtractor.load(tiny_model[0], "cpu")
+    model.queue_ahead = True
+    seen = []
+
+    def logged(real, tag):
+        def call(*args):
+            out = real(*args)
+            if out is not None:  # a batch without spans is not launched
+                seen.append(tag)
+            return out
+        return call
+
+    for name, tag in (("_launch", "L"), ("_score_pairs", "S"), ("_relations", "R")):
+        monkeypatch.setattr(model, name, logged(getattr(model, name), tag))
+    model.predict(TEXTS, batch_size=1, threshold=0.05)
+    m = seen.count("L")
+    expected = ["L"]
+    for i in range(1, m):
+        expected += ["L", "S"] + (["R"] if i >= 2 else [])
+    expected += ["S"] + (["R"] if m >= 2 else []) + ["R"]
+    assert m > 4 and seen == expected
+
+
 def test_texts_are_read_in_runs_that_cover_them_all_once(tiny_model, monkeypatch):
     import kgbuild.neural.joint as joint
 
