@@ -24,12 +24,13 @@ def fp32_weights() -> dict:
     the checkpoint was saved in (transformers 5 keeps a checkpoint's own dtype by default, so a
     bf16 or fp16 checkpoint would train with half-precision weights and optimiser steps, and run
     slowly on a CPU); mixed precision comes from autocast, or from .half() on CUDA."""
+    import re
+
     import torch
     import transformers
-    from packaging.version import Version
 
-    key = "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-    return {key: torch.float32}
+    major, minor = (int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
+    return {"dtype" if (major, minor) >= (4, 56) else "torch_dtype": torch.float32}  # `dtype` since 4.56
 
 
 _ALLOCATOR_KEPT = False
