@@ -134,7 +134,6 @@ def write_half(model: str | Path, out: str | Path, dtype: str = "fp16") -> dict[
     import shutil
 
     import torch
-    from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # kgbuild reports the copy itself
@@ -149,14 +148,13 @@ def write_half(model: str | Path, out: str | Path, dtype: str = "fp16") -> dict[
                              "`kgbuild train ensemble` over the copies")
     if out.resolve() == model.resolve():
         raise KgbuildError("the copy would overwrite the model", hint="give -o another folder")
-    half = torch.float16 if dtype == "fp16" else torch.bfloat16
-    JointExtractor.load(model, "cpu")  # a complete folder, or the error that says what is wrong
+    extractor = JointExtractor.load(model, "cpu")  # a complete folder, or the error that says what is wrong
+    extractor.net.to(torch.float16 if dtype == "fp16" else torch.bfloat16)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    # the rest of the folder (dev scores, learning curve) as it is; the model written as `kgbuild train` writes it
     shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("model.safetensors", "pytorch_model*.bin", "heads.pt"))
-    AutoModel.from_pretrained(model / "encoder", **fp32_weights()).to(half).save_pretrained(tmp / "encoder")
-    heads = torch.load(model / "heads.pt", map_location="cpu", weights_only=True)
-    torch.save({k: v.to(half) if v.is_floating_point() else v for k, v in heads.items()}, tmp / "heads.pt")
+    extractor.save(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.replace(out)
 
@@ -499,6 +497,11 @@ class Encoded:
                    bounds)
 
     @classmethod
+    def of_encodings(cls, encodings: list[Any]) -> "Encoded":
+        """From the Rust tokenizer's encode_batch."""
+        return cls.from_lists([e.ids for e in encodings], [e.offsets for e in encodings])
+
+    @classmethod
     def merge(cls, parts: list[tuple[Any, "Encoded"]], n: int) -> "Encoded":
         """One Encoded of n texts from parts that each encoded the texts at the given indexes."""
         import numpy as np
@@ -522,7 +525,7 @@ def _encode(tokenizer: Any, texts: list[str]) -> Encoded:
     fast = _fast_paths(backend)
     if fast.plain is None:
         encodings = backend.encode_batch(texts, add_special_tokens=False)
-        return Encoded.from_lists([e.ids for e in encodings], [e.offsets for e in encodings])
+        return Encoded.of_encodings(encodings)
     # BERT's normalizer (lowercasing, accents, control characters, Chinese characters) leaves
     # printable ASCII as str.lower (or as it is) leaves it, character for character, so the
     # offsets agree; in Python that is a third of the tokenizer's time on such texts. Such texts
@@ -539,11 +542,14 @@ def _encode(tokenizer: Any, texts: list[str]) -> Encoded:
         if not which:
             continue
         batch = [texts[k] for k in which]
-        if route:
+        if route and fast.pieces is not None:
             part = fast.pieces.encode(batch)
+        elif route:  # BERT's normalizer with another pre-tokenizer or model: the copy without it
+            part = Encoded.of_encodings(fast.plain.encode_batch([t.lower() for t in batch] if fast.lower else batch,
+                                                                add_special_tokens=False))
         else:
             encodings = backend.encode_batch(batch, add_special_tokens=False)
-            part = Encoded.from_lists([e.ids for e in encodings], [e.offsets for e in encodings])
+            part = Encoded.of_encodings(encodings)
         if len(which) == len(texts):
             return part
         parts.append((which, part))
@@ -560,6 +566,7 @@ _ASCII_PRETOKEN = re.compile(r"[A-Za-z0-9]+|[^ \t\n\rA-Za-z0-9]")
 @dataclass
 class _FastPaths:
     plain: Any  # a copy of the Rust tokenizer without its BERT normalizer, or None
+    lower: bool  # whether that normalizer lowercased
     pieces: Any  # _Pieces over `plain`, or None
     specials: tuple[str, ...]  # the added tokens' texts, lowercased
 
@@ -576,6 +583,7 @@ def _fast_paths(backend: Any) -> _FastPaths:
         spec = json.loads(backend.to_str())
         normalizer = spec.get("normalizer") or {}
         plain = pieces = None
+        lower = False
         if normalizer.get("type") == "BertNormalizer":
             from tokenizers import Tokenizer, normalizers
 
@@ -586,7 +594,7 @@ def _fast_paths(backend: Any) -> _FastPaths:
                     and (spec.get("model") or {}).get("type") == "WordPiece"):
                 pieces = _Pieces(plain, lower)
         specials = tuple(sorted({t["content"].lower() for t in spec.get("added_tokens") or [] if t.get("content")}))
-        _FAST[key] = (backend, _FastPaths(plain, pieces, specials))  # the backend kept alive, so that its id is not reused
+        _FAST[key] = (backend, _FastPaths(plain, lower, pieces, specials))  # the backend kept alive, so that its id is not reused
     return _FAST[key][1]
 
 
@@ -619,8 +627,7 @@ class _Pieces:
     def _add(self, new: list[str]) -> None:
         import numpy as np
 
-        enc = Encoded.from_lists(*zip(*((e.ids, e.offsets) for e in
-                                          self.tokenizer.encode_batch(new, add_special_tokens=False))))
+        enc = Encoded.of_encodings(self.tokenizer.encode_batch(new, add_special_tokens=False))
         self.ids = np.concatenate([self.ids, enc.ids])
         self.spans = np.concatenate([self.spans, enc.offsets])
         self.bounds = np.concatenate([self.bounds, self.bounds[-1] + enc.bounds[1:]])
@@ -1120,15 +1127,13 @@ class JointExtractor:
         spans are decoded on the host, and a batch's relations are decoded after the next batch's
         pairs are queued, so that the device works while the host decodes; on the CPU nothing runs
         ahead of the host, and that would only hold two batches' states at once."""
-        ahead = self.ahead()
-        launched = scored = None  # working ahead: a batch whose spans wait, one whose relations wait
-        for batch, host in self.prefetched(batches):
-            new = self._launch(batch, host)
-            if new is None:
-                continue
-            if not ahead:
+        launches = (new for batch, host in self.prefetched(batches) if (new := self._launch(batch, host)) is not None)
+        if not self.ahead():
+            for new in launches:
                 yield self._finish(*new, threshold, relations)[0]
-                continue
+            return
+        launched = scored = None  # a batch whose spans wait, one whose relations wait
+        for new in chain(launches, [None]):  # None: no more batches
             if launched is not None:
                 # the previous batch's spans decoded and its pairs queued behind this batch's
                 # encoder; then the relations of the batch before, whose pairs ran long ago: the
@@ -1138,11 +1143,6 @@ class JointExtractor:
                     yield self._relations(*scored, threshold)
                 scored = queued
             launched = new
-        if launched is not None:
-            queued = self._score_pairs(*launched, relations)
-            if scored is not None:
-                yield self._relations(*scored, threshold)
-            scored = queued
         if scored is not None:
             yield self._relations(*scored, threshold)
 
@@ -1190,7 +1190,7 @@ class JointExtractor:
         their types), averaged over the members (`states`: from forward_spans). The vectors of the
         paired spans are built again here, for those spans only, once each: `rows`, the span rows
         that some pair names, and `which`, the places among them of every pair's head and then of
-        every pair's tail (worked out here when not given)."""
+        every pair's tail (worked out here when not given; predict gives them, from the host)."""
         import torch
 
         spans, members = states
@@ -1307,11 +1307,6 @@ class BestLabels:
         self.event.synchronize()
         top = self.host.numpy()
         return top[0], top[1].astype(np.int64)
-
-
-def _best_labels(probs: Any) -> tuple[Any, Any]:
-    """Host arrays of each row's best probability and its label (0: none)."""
-    return BestLabels(probs).get()
 
 
 def decode_spans(batch: Windows, rows: Any, scores: Any, labels: Any, pairs: bool = True) -> tuple[Decoded, Any]:

@@ -210,6 +210,25 @@ def test_pieces_of_cached_pre_tokens_are_the_tokenizers_own_ids_and_offsets(tiny
     del pieces.LIMIT
 
 
+def test_bert_normalizer_with_another_pre_tokenizer_reads_as_the_tokenizer_does(tiny_model):
+    # BERT's normalizer without BERT's pre-tokenizer: no piece cache, the copy without the
+    # normalizer for printable ASCII, the tokenizer itself for the rest
+    from types import SimpleNamespace
+
+    from tokenizers import Tokenizer, pre_tokenizers
+
+    from kgbuild.neural.joint import _encode, _fast_paths
+
+    backend = Tokenizer.from_str(JointExtractor.load(tiny_model[0], "cpu").tokenizer.backend_tokenizer.to_str())
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = _fast_paths(backend)
+    assert fast.plain is not None and fast.pieces is None
+    texts = ["John SMITH works for Acme-Corp.", "naïve café", "he said [MASK]", "", "U.S.A. 1990s"]
+    enc = _encode(SimpleNamespace(backend_tokenizer=backend), texts)
+    assert [enc.of(i) for i in range(len(texts))] == [(e.ids, e.offsets) for e in
+                                                       backend.encode_batch(texts, add_special_tokens=False)]
+
+
 def test_span_head_taken_apart_gives_the_span_heads_own_logits(tiny_model):
     # predict scores spans from per-subword products of the span head's first layer (span_tables);
     # in eval mode that is the same layer as over each span's concatenated vector
@@ -375,7 +394,7 @@ def test_pair_head_on_rebuilt_span_vectors_scores_as_on_all_of_them(tiny_model, 
     import torch
 
     from kgbuild.neural.formats import read_examples
-    from kgbuild.neural.joint import JointExtractor, decode_spans, _best_labels
+    from kgbuild.neural.joint import BestLabels, JointExtractor, decode_spans
 
     examples = read_examples(tiny_data, "conll04")
     model = JointExtractor.load(tiny_model[0], "cpu")
@@ -384,7 +403,7 @@ def test_pair_head_on_rebuilt_span_vectors_scores_as_on_all_of_them(tiny_model, 
     ids, mask, case, spans = model.tensors(batch)
     with torch.inference_mode():
         states, probs = model.forward_spans(ids, mask, case, spans)
-        _, pairs = decode_spans(batch, spans.numpy(), *_best_labels(probs))
+        _, pairs = decode_spans(batch, spans.numpy(), *BestLabels(probs).get())
         p = torch.from_numpy(pairs)
         assert len(p) > 0
         # as training scores them: every span's vector built, the pairs indexing into them
