@@ -265,12 +265,13 @@ def embed(
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and save their ensemble"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="folder that keeps training resumable: the same command with it goes on where it stopped"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes, inside an epoch if need be (evaluation not counted; shared among --members)"),
 ) -> None:
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
 
     result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
-                              settings=settings, members=members, checkpoint=checkpoint)
+                              settings=settings, members=members, checkpoint=checkpoint, max_minutes=max_minutes)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
               else "graph too small for a validation split")
@@ -325,7 +326,7 @@ def eval_linkpred(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of loss and validation curves (default: linkpred-DATASET-MODEL.png)"),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes (evaluation not counted)"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes, inside an epoch if need be (evaluation not counted)"),
     progress: bool = typer.Option(False, "--progress", help="print each validation's MRR and time so far (stderr)"),
     settings: Optional[list[str]] = typer.Option(None, "--set", help="training setting KEY=VALUE, e.g. embedding_dim=500 (repeatable)"),
     known: Optional[list[Path]] = typer.Option(None, "--known", help="more true triples (e.g. a withheld test split), never trained on, also filtered from the rankings (repeatable)"),

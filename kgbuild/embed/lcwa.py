@@ -19,6 +19,7 @@ as an Auxiliary Training Objective"): cross-entropy over the relations, weighted
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
@@ -56,11 +57,57 @@ class SubBatchesOnResume:
         return super()._train_epoch(*args, **kwargs)
 
 
-class SLCWATrainingLoop(SubBatchesOnResume, PyKEENSLCWATrainingLoop):
-    """PyKEEN's sLCWA training loop, noting the sub-batch size its epochs run with (SubBatchesOnResume)."""
+class UntilDeadline:
+    """An epoch's batches, ending after the batch in progress when time.monotonic() passes
+    `deadline` (never before the first batch). Its len() is the number of batches the epoch
+    ran, which PyKEEN divides the epoch's summed loss by."""
+
+    def __init__(self, batches: Any, deadline: float) -> None:
+        self.batches, self.deadline = batches, deadline
+        self.taken = 0
+        self.cut = False
+
+    def __iter__(self):
+        for batch in self.batches:
+            if self.taken and time.monotonic() > self.deadline:
+                self.cut = True
+                break
+            self.taken += 1
+            yield batch
+
+    def __len__(self) -> int:
+        return self.taken if self.cut else len(self.batches)
 
 
-class DeviceTargetLCWATrainingLoop(SubBatchesOnResume, LCWATrainingLoop):
+class EpochDeadline:
+    """A time box (train._time_box sets `deadline`, a time.monotonic() value) ends an epoch
+    after the batch in progress when the deadline passes, rather than at the epoch's end: an
+    epoch of a slow model on a large graph (A*Net on FB15k-237) may take hours. `last_cut` is
+    (batches run, batches in the epoch) of the epoch cut short, else None."""
+
+    deadline: float | None = None
+    last_cut: tuple[int, int] | None = None
+
+    def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
+        if self.deadline is None or kwargs.get("only_size_probing"):
+            return super()._train_epoch(*args, **kwargs)
+        if "batches" in kwargs:
+            batches = kwargs["batches"] = UntilDeadline(kwargs["batches"], self.deadline)
+        else:
+            batches = UntilDeadline(args[0], self.deadline)
+            args = (batches, *args[1:])
+        loss = super()._train_epoch(*args, **kwargs)
+        if batches.cut:
+            self.last_cut = (batches.taken, len(batches.batches))
+        return loss
+
+
+class SLCWATrainingLoop(EpochDeadline, SubBatchesOnResume, PyKEENSLCWATrainingLoop):
+    """PyKEEN's sLCWA training loop, noting the sub-batch size its epochs run with (SubBatchesOnResume)
+    and cut by a time box (EpochDeadline)."""
+
+
+class DeviceTargetLCWATrainingLoop(EpochDeadline, SubBatchesOnResume, LCWATrainingLoop):
     """PyKEEN's LCWATrainingLoop with the dense labels of each batch built on the model's device.
     Falls back to PyKEEN's batches where a loss weighter needs per-query weights."""
 

@@ -88,9 +88,11 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     validation MRR, keep the best weights and evaluate them on `testing` (filtered, both sides).
 
     `validation` may be None (tiny graphs): no early stopping and no metrics then. `max_minutes`
-    ends training after the epoch in which that much time has passed (evaluation not counted).
-    `progress` gets a line after each validation: epoch, MRR and the time since training began.
-    `checkpoint`: a folder for the training state (PyKEEN's training-loop checkpoints: weights,
+    ends training once that much time has passed (evaluation not counted): the epoch then in
+    progress ends after its current batch (kgbuild's training loops; PyKEEN's own at the
+    epoch's end).
+    `progress` gets a line after each validation: epoch, MRR and the time since training began;
+    and one when the time box cuts an epoch short. `checkpoint`: a folder for the training state (PyKEEN's training-loop checkpoints: weights,
     optimizer, epoch, random states, the early stopper's record), saved every CHECKPOINT_MINUTES
     and when training stops, with the best validation weights; a later call with the same folder,
     graph, settings and seed goes on from there (a time box then counts from the new start)."""
@@ -115,7 +117,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
     slcwa = config.training_loop == "slcwa"
     training_kwargs: dict[str, Any] = {"batch_size": config.batch_size}
     if max_minutes is not None:
-        training_kwargs["callbacks"] = [_time_box(max_minutes * 60)]
+        training_kwargs["callbacks"] = [_time_box(max_minutes * 60, progress)]
     eval_batch = evaluation_batch_size(training.num_entities, config.embedding_dim, torch_device, config.model,
                                        messages=2 * training.num_triples)
     if not slcwa and config.label_smoothing:
@@ -381,9 +383,11 @@ class Checkpoint:
         return Recorder()
 
 
-def _time_box(seconds: float):
-    """A PyKEEN training callback that ends training after the epoch in which `seconds` ran out
-    (the same flag PyKEEN's early stopper sets)."""
+def _time_box(seconds: float, progress: Callable[[str], None] | None = None):
+    """A PyKEEN training callback that ends training once `seconds` have run out: kgbuild's
+    training loops (lcwa.EpochDeadline) end the epoch then in progress after its current batch,
+    other loops at the epoch's end (the same flag PyKEEN's early stopper sets). `progress` is
+    told of an epoch cut short."""
     from pykeen.training.callbacks import TrainingCallback
 
     class TimeBox(TrainingCallback):
@@ -391,9 +395,16 @@ def _time_box(seconds: float):
             super().__init__()
             self.deadline = time.monotonic() + seconds
 
+        def register_training_loop(self, training_loop: Any) -> None:
+            super().register_training_loop(training_loop)
+            training_loop.deadline = self.deadline
+
         def post_epoch(self, epoch: int, epoch_loss: float, **kwargs: Any) -> None:
             if time.monotonic() > self.deadline:
                 self.training_loop._should_stop = True
+                cut = getattr(self.training_loop, "last_cut", None)
+                if cut is not None and progress is not None:
+                    progress(f"epoch {epoch}: time box reached after {cut[0]:,} of its {cut[1]:,} batches")
 
     return TimeBox()
 
@@ -516,7 +527,8 @@ def split_triples(triples: list[tuple[str, str, str]], config: TrainConfig, seed
 def train_embeddings(out: str | Path, model: str | None = None, epochs: int | None = None,
                      device: str = "auto", seed: int = 0, quiet: bool = True,
                      config: TrainConfig | None = None, settings: list[str] | None = None,
-                     members: int = 1, checkpoint: str | Path | None = None) -> EmbeddingResult:
+                     members: int = 1, checkpoint: str | Path | None = None,
+                     max_minutes: float | None = None) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
     `model` is a preset (rotate, complex, complex-n3, nbfnet, astarnet, transe, tucker, tucker-ce, distmult) or any
@@ -525,7 +537,8 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     `settings` (KEY=VALUE, see presets.with_settings) change any of them. `members` > 1 trains
     that many models (seeds `seed`, `seed` + 1, ...) on the same split and saves their ensemble
     (kgbuild.embed.ensemble), which `predict` and `ask` then score with. `checkpoint`: a folder that
-    keeps the training resumable (fit): the same call with it goes on where it stopped."""
+    keeps the training resumable (fit): the same call with it goes on where it stopped.
+    `max_minutes` time-boxes training (fit), shared evenly among the members."""
     if members < 1:
         raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     graph = read_graph(out)
@@ -542,8 +555,9 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     config = with_settings(config, settings)
     training, validation = split_triples(graph.triples, config, seed)
 
-    fits = [fit(training, validation, None, config, device=device, seed=seed + i, quiet=quiet, checkpoint=checkpoint)
-            for i in range(members)]
+    box = None if max_minutes is None else max_minutes / members
+    fits = [fit(training, validation, None, config, device=device, seed=seed + i, quiet=quiet, checkpoint=checkpoint,
+                max_minutes=box) for i in range(members)]
     fitted = fits[0]
     model, metrics = fitted.model, fitted.metrics if validation is not None else {}
     member_results = []

@@ -6,14 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from embed_samples import BASE, RELATION_LABELS, make_entities, make_facts
-
-from kgbuild.graph import write_graph_data
-
-
-def write_sample_graph(folder: Path) -> Path:
-    write_graph_data(folder, make_entities(), make_facts(), BASE, RELATION_LABELS)
-    return folder
+from embed_samples import write_sample_graph
 
 
 @pytest.fixture(scope="session")

@@ -69,3 +69,11 @@ def write_triples(path: Path, triples, newline: str = "\n") -> Path:
     """A tab-separated triple file, as link-prediction benchmarks ship them (`newline`: LF or CRLF)."""
     path.write_bytes("".join(f"{h}\t{r}\t{t}{newline}" for h, r, t in triples).encode())
     return path
+
+
+def write_sample_graph(folder: Path) -> Path:
+    """The sample graph written as a run's output folder (`folder`, returned)."""
+    from kgbuild.graph import write_graph_data
+
+    write_graph_data(folder, make_entities(), make_facts(), BASE, RELATION_LABELS)
+    return folder

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import write_sample_graph
+from embed_samples import write_sample_graph
 from embed_samples import write_triples
 from path_checks import check_held_out_birthplace, check_saved_copy, inverse_factory
 

@@ -77,3 +77,17 @@ def test_settings_change_the_training_and_are_saved(embedded_copy):
     result = train_embeddings(embedded_copy, device="cpu", seed=0, settings=["embedding_dim=8", "epochs=3"])
     assert (result.config.embedding_dim, result.epochs) == (8, 3)
     assert load_embeddings(embedded_copy).config.embedding_dim == 8
+
+
+def test_embed_command_time_box_ends_training_in_the_first_epoch(embedded_copy):
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "kgbuild.cli", "embed", str(embedded_copy), "--device", "cpu",
+                           "--max-minutes", "0", "--quiet", "--set", "embedding_dim=8", "--set", "batch_size=4"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "; 1 epochs (best 1)" in proc.stdout
+    summary = json.loads((embedded_copy / "embeddings" / "summary.json").read_text())
+    assert len(summary["curves"]["losses"]) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -96,6 +97,19 @@ def test_time_box_ends_training_after_the_first_epoch(club_files):
     _, training, validation, _ = load_dataset(train=train, valid=valid)
     fitted = fit(training, validation, None, SMALL, device="cpu", seed=0, max_minutes=0)
     assert len(fitted.curves.losses) == 1 and fitted.metrics["mrr"] > 0
+
+
+def test_time_box_cuts_the_epoch_in_progress_after_its_current_batch(club_files):
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    config = replace(SMALL, batch_size=8)
+    lines: list[str] = []
+    cut = fit(training, validation, None, config, device="cpu", seed=0, max_minutes=0, progress=lines.append)
+    assert len(cut.curves.losses) == 1 and cut.metrics["mrr"] > 0
+    reached = [m for m in map(re.compile(r"epoch 1: time box reached after 1 of its (\d+) batches").fullmatch, lines) if m]
+    assert len(reached) == 1 and int(reached[0].group(1)) > 1, lines
+    one = fit(training, validation, None, replace(config, epochs=1), device="cpu", seed=0)
+    assert cut.curves.losses[0] != one.curves.losses[0]  # one batch's loss, not the whole epoch's
 
 
 def test_default_model_follows_graph_size():
@@ -241,21 +255,22 @@ def test_checkpoint_resumes_a_stopped_run_where_it_left_off(club_files, tmp_path
     assert set(used) == {16}
     monkeypatch.undo()
     resumed = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
-    # the random states come back with the weights and the optimiser: the same training as one run
-    assert resumed.curves.losses == whole.curves.losses and len(whole.curves.losses) == SMALL.epochs
-    assert resumed.curves.validation_epochs == whole.curves.validation_epochs
-    assert resumed.curves.best_epoch == whole.curves.best_epoch and resumed.metrics == whole.metrics
-    assert all(torch.equal(a, b) for a, b in zip(resumed.model.state_dict().values(), whole.model.state_dict().values()))
-    assert len(resumed.curves.validation_seconds) == len(resumed.curves.validation_epochs)
-    # a finished run is not trained again
-    again = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "run")
-    assert again.curves.losses == whole.curves.losses and again.metrics == whole.metrics
-    # a run that ended at its last epoch trains on when given more
+    # the time box cut epoch 1 after its first batch: the resumed run goes on from epoch 2
+    assert resumed.curves.losses[0] == stopped.curves.losses[0] and len(resumed.curves.losses) > 1
+    # stopped at an epoch's end, a run resumes as one run would: the random states come back with
+    # the weights and the optimiser
     half = fit(training, validation, None, replace(SMALL, epochs=20), device="cpu", seed=0,
                checkpoint=tmp_path / "longer")
     assert len(half.curves.losses) == 20
     longer = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "longer")
-    assert longer.curves.losses == whole.curves.losses
+    assert longer.curves.losses == whole.curves.losses and len(whole.curves.losses) == SMALL.epochs
+    assert longer.curves.validation_epochs == whole.curves.validation_epochs
+    assert longer.curves.best_epoch == whole.curves.best_epoch and longer.metrics == whole.metrics
+    assert all(torch.equal(a, b) for a, b in zip(longer.model.state_dict().values(), whole.model.state_dict().values()))
+    assert len(longer.curves.validation_seconds) == len(longer.curves.validation_epochs)
+    # a finished run is not trained again
+    again = fit(training, validation, None, SMALL, device="cpu", seed=0, checkpoint=tmp_path / "longer")
+    assert again.curves.losses == whole.curves.losses and again.metrics == whole.metrics
 
 
 def test_checkpoint_folder_of_another_run_is_refused(club_files, tmp_path):

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import QUESTIONS, kb_triples, write_kb, write_questions
+from qa_samples import QUESTIONS, kb_triples, write_kb, write_questions
 
 from kgbuild.qa.scorer import PathScorer
 

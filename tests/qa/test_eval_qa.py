@@ -4,7 +4,7 @@ facts are trained on what is left (and reused from their folder)."""
 
 from __future__ import annotations
 
-from conftest import QUESTIONS, kb_triples, write_kb, write_questions
+from qa_samples import QUESTIONS, kb_triples, write_kb, write_questions
 
 from kgbuild.qa.metaqa import EMBED_CONFIG, evaluate_metaqa, format_metaqa
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import kb_triples, write_kb
+from qa_samples import kb_triples, write_kb
 
 from kgbuild.embed.graph import read_graph
 from kgbuild.errors import KgbuildError
