@@ -15,6 +15,7 @@ the same path.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -450,6 +451,23 @@ def ask(out: str | Path, question: str, top: int = 5, scorer: str | Path | None 
     return Answerer.open(out, scorer=scorer, device=device).answer(question, top=top)
 
 
+QUOTE_CHARS = 300  # evidence longer than this is shown as its first and last sentences
+
+
+def quote_evidence(text: str) -> str:
+    """Evidence for a terminal, on one line. A fact between mentions in different sentences cites
+    every sentence from the first mention's to the last's (kgbuild.graph.store); past QUOTE_CHARS
+    only those two are shown, joined by an ellipsis, since they are the ones naming the two ends
+    (the whole span stays in the graph and in --json)."""
+    text = " ".join(text.split())
+    if len(text) <= QUOTE_CHARS:
+        return text
+    sentences = re.split(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])", text)
+    if len(sentences) < 3:
+        return text
+    return f"{sentences[0]} … {sentences[-1]}"
+
+
 def format_answers(result: AskResult, sparql: bool = True) -> str:
     """`result` for a terminal: each answer with its chain and sources, then the queries."""
     if not result.found:
@@ -465,7 +483,7 @@ def format_answers(result: AskResult, sparql: bool = True) -> str:
             how = f"  [inferred, p={st.score:.2f}: {st.inferred_by}]" if st.inferred else ""
             lines.append(f"     {st.subject_label} --{st.relation_label}--> {st.object_label}{how}")
             for src in st.sources[:2]:
-                lines.append(f"        \"{src.sentence}\" ({src.document})")
+                lines.append(f"        \"{quote_evidence(src.sentence)}\" ({src.document})")
         queries.setdefault(a.sparql, []).append(a.rank)
     if sparql:
         for text, ranks in queries.items():

@@ -17,3 +17,16 @@ def test_answers_on_a_text_built_graph_cite_their_evidence_sentences(sample_run)
     assert stated, result.message
     for step in stated:
         assert step.sources and all(src.sentence and src.document for src in step.sources)
+
+
+def test_long_evidence_is_shown_as_the_sentences_that_name_both_ends():
+    from kgbuild.qa.answer import QUOTE_CHARS, quote_evidence
+
+    first = "Marie Curie was born in Warsaw, Poland, in 1867."
+    middle = " ".join(["She moved to Paris in 1891 to study physics and mathematics."] * 6)
+    last = "She died in 1934 in Passy, France."
+    shown = quote_evidence(f"{first}\n\n{middle}\n{last}")
+    assert shown == f"{first} … {last}"
+    assert quote_evidence("Warsaw is in\nPoland.") == "Warsaw is in Poland."  # short: whole, on one line
+    unbroken = "x" * (QUOTE_CHARS + 10)
+    assert quote_evidence(unbroken) == unbroken  # nothing to cut at: whole
