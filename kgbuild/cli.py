@@ -270,6 +270,8 @@ def embed(
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
 
+    # PyKEEN's progress bars redraw with carriage returns: in a log file they are noise
+    quiet = quiet or not sys.stderr.isatty()
     result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
                               settings=settings, members=members, checkpoint=checkpoint, max_minutes=max_minutes)
     m = result.metrics
