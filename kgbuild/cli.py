@@ -90,7 +90,7 @@ def run(
     if embed:
         from kgbuild.embed import train_embeddings
 
-        summary = train_embeddings(out, device=config.device, quiet=quiet)
+        summary = train_embeddings(out, device=config.device, quiet=quiet or not sys.stderr.isatty())
         typer.echo(f"embeddings ({summary.config.model}, {summary.epochs} epochs) -> {Path(out) / 'embeddings'}")
     if result.skipped:
         typer.echo(f"skipped {len(result.skipped)} file(s); reasons in {Path(out) / 'run.json'}:")
@@ -271,8 +271,8 @@ def embed(
     from kgbuild.embed import train_embeddings
 
     # PyKEEN's progress bars redraw with carriage returns: in a log file they are noise
-    quiet = quiet or not sys.stderr.isatty()
-    result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed, quiet=quiet,
+    result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed,
+                              quiet=quiet or not sys.stderr.isatty(),
                               settings=settings, members=members, checkpoint=checkpoint, max_minutes=max_minutes)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
