@@ -458,14 +458,24 @@ def quote_evidence(text: str) -> str:
     """Evidence for a terminal, on one line. A fact between mentions in different sentences cites
     every sentence from the first mention's to the last's (kgbuild.graph.store); past QUOTE_CHARS
     only those two are shown, joined by an ellipsis, since they are the ones naming the two ends
-    (the whole span stays in the graph and in --json)."""
+    (the whole span stays in the graph and in --json). A full stop after a short capitalised word
+    or an initialism ("Dr.", "J.", "U.S.") is not taken for a sentence's end."""
     text = " ".join(text.split())
     if len(text) <= QUOTE_CHARS:
         return text
-    sentences = re.split(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])", text)
-    if len(sentences) < 3:
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _abbreviation(text[:m.start() + 1])]
+    if len(ends) < 2:
         return text
-    return f"{sentences[0]} … {sentences[-1]}"
+    return f"{text[:ends[0]].rstrip()} … {text[ends[-1]:]}"
+
+
+_SENTENCE_END = re.compile(r"[.!?]\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def _abbreviation(before: str) -> bool:
+    """Whether `before` (text up to a full stop) ends in a short capitalised word or an initialism."""
+    word = before.rsplit(" ", 1)[-1][:-1]
+    return "." in word or (len(word) <= 3 and word[:1].isupper())
 
 
 def format_answers(result: AskResult, sparql: bool = True) -> str:

@@ -30,3 +30,5 @@ def test_long_evidence_is_shown_as_the_sentences_that_name_both_ends():
     assert quote_evidence("Warsaw is in\nPoland.") == "Warsaw is in Poland."  # short: whole, on one line
     unbroken = "x" * (QUOTE_CHARS + 10)
     assert quote_evidence(unbroken) == unbroken  # nothing to cut at: whole
+    titled = quote_evidence(f"Dr. J. Smith met her in the U.S. Army in 1900. {middle} {last}")
+    assert titled == f"Dr. J. Smith met her in the U.S. Army in 1900. … {last}"
