@@ -99,6 +99,43 @@ def test_time_box_ends_training_after_the_first_epoch(club_files):
     assert len(fitted.curves.losses) == 1 and fitted.metrics["mrr"] > 0
 
 
+def test_the_last_validation_is_not_ranked_again_by_the_final_evaluation(club_files, monkeypatch):
+    from pykeen.evaluation import RankBasedEvaluator
+
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    ranked = []
+    evaluate = RankBasedEvaluator.evaluate
+    monkeypatch.setattr(RankBasedEvaluator, "evaluate",
+                        lambda self, model, triples, *a, **kw: ranked.append(len(triples)) or evaluate(self, model, triples, *a, **kw))
+    config = replace(SMALL, epochs=2 * SMALL.eval_every)
+    fitted = fit(training, validation, None, config, device="cpu", seed=0)
+    # two validations; the final evaluation, of the last one's weights, ranks nothing again
+    assert fitted.curves.validation_epochs == [config.eval_every, config.epochs]
+    assert ranked == [validation.num_triples] * 2
+    assert fitted.metrics["mrr"] == pytest.approx(fitted.curves.validation_mrr[-1])
+
+
+def test_remembering_evaluator_ranks_again_when_weights_or_triples_change(club_files):
+    from kgbuild.embed.train import remembering_evaluator
+
+    train, valid, _ = club_files
+    _, training, validation, _ = load_dataset(train=train, valid=valid)
+    model = fit(training, validation, None, replace(SMALL, epochs=1), device="cpu", seed=0).model
+    evaluator = remembering_evaluator()
+    first = evaluator.evaluate(model, validation.mapped_triples, additional_filter_triples=training.mapped_triples)
+    # the same set of known triples, given otherwise (the ranked ones are filtered anyway)
+    same = evaluator.evaluate(model, validation.mapped_triples,
+                              additional_filter_triples=[training.mapped_triples, validation.mapped_triples])
+    assert same is first
+    fewer = evaluator.evaluate(model, validation.mapped_triples[:-1], additional_filter_triples=training.mapped_triples)
+    assert fewer is not first
+    with torch.no_grad():
+        next(model.parameters()).add_(0.5)
+    changed = evaluator.evaluate(model, validation.mapped_triples[:-1], additional_filter_triples=training.mapped_triples)
+    assert changed is not fewer
+
+
 def test_time_box_cuts_the_epoch_in_progress_after_its_current_batch(club_files):
     train, valid, _ = club_files
     _, training, validation, _ = load_dataset(train=train, valid=valid)
