@@ -181,6 +181,7 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
             # scores against every entity run on the matrix units instead of full-precision
             # float32 arithmetic.
             torch.backends.cuda.matmul.allow_tf32 = config.tf32
+        evaluator = remembering_evaluator()
         try:
             result = pipeline(
                 training=training,
@@ -202,8 +203,8 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 evaluation_kwargs={"batch_size": eval_batch},
                 stopper="early" if early_stopping else None,
                 stopper_kwargs=stopper_kwargs,
-                # the stopper's and the final evaluation share it: the last validation is not ranked twice
-                evaluator=remembering_evaluator(),
+                # the stopper, the final evaluation and the best weights' share it: nothing is ranked twice
+                evaluator=evaluator,
                 device=torch_device,
                 random_seed=seed,
                 use_tqdm=not quiet,
@@ -250,7 +251,8 @@ def fit(training, validation, testing, config: TrainConfig, device: str = "auto"
                 known = [training] + list(filter_triples or [])
                 if validation is not None and target is not validation:
                     known.append(validation)
-                metrics = rank_metrics(model, target, known, device=torch_device, batch_size=eval_batch)
+                metrics = rank_metrics(model, target, known, device=torch_device, batch_size=eval_batch,
+                                       evaluator=evaluator)
             else:
                 metrics = {name: float(result.metric_results.get_metric(name)) for name in METRICS}
         seconds = time.perf_counter() - t0
@@ -287,13 +289,15 @@ def evaluation_batch_size(num_entities: int, embedding_dim: int, device, model: 
     return max(1, min(1024, CPU_EVALUATION_FLOATS // (num_entities * width)))
 
 
-def remembering_evaluator():
+def remembering_evaluator(size: int = 64):
     """PyKEEN's rank-based evaluator, answering a repeated evaluation from memory: the same
     weights (a digest of every parameter), the same triples ranked and the same known triples
-    filtered (as a set, with the ranked ones) give the last result again. The pipeline's final
-    evaluation ranks the validation split with the last weights (when there is no test split),
-    which the early stopper has just ranked whenever training stopped after a validation epoch:
-    with NBFNet or A*Net on FB15k-237 one such ranking is most of an hour on the CPU."""
+    filtered (as a set, with the ranked ones) give the same result again (the last `size` are
+    kept). Without a test split, the pipeline's final evaluation ranks the validation split with
+    the last weights, which the early stopper has just ranked whenever training stopped after a
+    validation epoch; and fit then ranks it with the best weights, which the stopper ranked when
+    they were the latest. With NBFNet or A*Net on FB15k-237 one such ranking is most of an hour
+    on the CPU."""
     import hashlib
 
     import torch
@@ -315,7 +319,9 @@ def remembering_evaluator():
         return tuple(parts)
 
     class Remembering(RankBasedEvaluator):
-        last: tuple | None = None
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.memory: dict[tuple, Any] = {}
 
         def evaluate(self, model, mapped_triples, *args, **kwargs):
             if args:  # settings given by position: not worth telling apart
@@ -325,20 +331,24 @@ def remembering_evaluator():
             settings = {k: repr(v) for k, v in kwargs.items()
                         if k not in ("additional_filter_triples", "batch_size", "slice_size", "use_tqdm", "tqdm_kwargs",
                                      "device", "do_time_consuming_checks")}  # none of these changes a rank
-            key = (weights_digest(model), triples_digest(mapped_triples, known), sorted(settings.items()))
-            if self.last is not None and self.last[0] == key:
-                return self.last[1]
+            key = (weights_digest(model), triples_digest(mapped_triples, known), tuple(sorted(settings.items())))
+            if key in self.memory:
+                return self.memory[key]
             result = super().evaluate(model, mapped_triples, **kwargs)
-            self.last = (key, result)
+            self.memory[key] = result
+            while len(self.memory) > size:
+                self.memory.pop(next(iter(self.memory)))
             return result
 
     return Remembering()
 
 
-def rank_metrics(model, target, known, device=None, batch_size: int | None = None) -> dict[str, float]:
+def rank_metrics(model, target, known, device=None, batch_size: int | None = None,
+                 evaluator: Any = None) -> dict[str, float]:
     """Filtered both-sides MRR and Hits@1/3/10 of `model` on the `target` TriplesFactory, every
     triple of the `known` factories (and of target) filtered out of the candidates, scored
-    `batch_size` triples at a time (see evaluation_batch_size)."""
+    `batch_size` triples at a time (see evaluation_batch_size), by `evaluator` (default: a new
+    PyKEEN RankBasedEvaluator; fit gives its remembering_evaluator)."""
     import torch
     from pykeen.evaluation import RankBasedEvaluator
 
@@ -347,7 +357,7 @@ def rank_metrics(model, target, known, device=None, batch_size: int | None = Non
         sizes = [_evaluation_batch_of(part, torch.device(device))
                  for part in getattr(model, "members", [model])]  # an ensemble: its members' least
         batch_size = None if None in sizes else min(sizes)
-    evaluated = RankBasedEvaluator().evaluate(
+    evaluated = (evaluator or RankBasedEvaluator()).evaluate(
         model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
         batch_size=batch_size, device=device, use_tqdm=False)
     return {name: float(evaluated.get_metric(name)) for name in METRICS}

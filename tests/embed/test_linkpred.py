@@ -116,24 +116,32 @@ def test_the_last_validation_is_not_ranked_again_by_the_final_evaluation(club_fi
     assert fitted.metrics["mrr"] == pytest.approx(fitted.curves.validation_mrr[-1])
 
 
-def test_remembering_evaluator_ranks_again_when_weights_or_triples_change(club_files):
-    from kgbuild.embed.train import remembering_evaluator
+def test_remembering_evaluator_ranks_again_when_weights_or_triples_change(club_files, monkeypatch):
+    from pykeen.evaluation import RankBasedEvaluator
+
+    from kgbuild.embed.train import rank_metrics, remembering_evaluator
 
     train, valid, _ = club_files
     _, training, validation, _ = load_dataset(train=train, valid=valid)
     model = fit(training, validation, None, replace(SMALL, epochs=1), device="cpu", seed=0).model
+    ranked = []
+    evaluate = RankBasedEvaluator.evaluate
+    monkeypatch.setattr(RankBasedEvaluator, "evaluate",
+                        lambda self, model, triples, *a, **kw: ranked.append(len(triples)) or evaluate(self, model, triples, *a, **kw))
     evaluator = remembering_evaluator()
     first = evaluator.evaluate(model, validation.mapped_triples, additional_filter_triples=training.mapped_triples)
     # the same set of known triples, given otherwise (the ranked ones are filtered anyway)
     same = evaluator.evaluate(model, validation.mapped_triples,
                               additional_filter_triples=[training.mapped_triples, validation.mapped_triples])
     assert same is first
+    # fit's ranking of reloaded best weights, as the stopper ranked them
+    assert rank_metrics(model, validation, [training], evaluator=evaluator)["mrr"] == float(first.get_metric("mrr"))
+    assert len(ranked) == 1
     fewer = evaluator.evaluate(model, validation.mapped_triples[:-1], additional_filter_triples=training.mapped_triples)
-    assert fewer is not first
     with torch.no_grad():
         next(model.parameters()).add_(0.5)
     changed = evaluator.evaluate(model, validation.mapped_triples[:-1], additional_filter_triples=training.mapped_triples)
-    assert changed is not fewer
+    assert changed is not fewer and len(ranked) == 3
 
 
 def test_time_box_cuts_the_epoch_in_progress_after_its_current_batch(club_files):
