@@ -99,15 +99,25 @@ def test_time_box_ends_training_after_the_first_epoch(club_files):
     assert len(fitted.curves.losses) == 1 and fitted.metrics["mrr"] > 0
 
 
-def test_the_last_validation_is_not_ranked_again_by_the_final_evaluation(club_files, monkeypatch):
+def count_rankings(monkeypatch) -> list[int]:
+    """The number of triples of each ranking PyKEEN's RankBasedEvaluator runs from now on."""
     from pykeen.evaluation import RankBasedEvaluator
 
+    ranked: list[int] = []
+    evaluate = RankBasedEvaluator.evaluate
+
+    def counted(self, model, triples, *args, **kwargs):
+        ranked.append(len(triples))
+        return evaluate(self, model, triples, *args, **kwargs)
+
+    monkeypatch.setattr(RankBasedEvaluator, "evaluate", counted)
+    return ranked
+
+
+def test_the_last_validation_is_not_ranked_again_by_the_final_evaluation(club_files, monkeypatch):
     train, valid, _ = club_files
     _, training, validation, _ = load_dataset(train=train, valid=valid)
-    ranked = []
-    evaluate = RankBasedEvaluator.evaluate
-    monkeypatch.setattr(RankBasedEvaluator, "evaluate",
-                        lambda self, model, triples, *a, **kw: ranked.append(len(triples)) or evaluate(self, model, triples, *a, **kw))
+    ranked = count_rankings(monkeypatch)
     config = replace(SMALL, epochs=2 * SMALL.eval_every)
     fitted = fit(training, validation, None, config, device="cpu", seed=0)
     # two validations; the final evaluation, of the last one's weights, ranks nothing again
@@ -117,17 +127,12 @@ def test_the_last_validation_is_not_ranked_again_by_the_final_evaluation(club_fi
 
 
 def test_remembering_evaluator_ranks_again_when_weights_or_triples_change(club_files, monkeypatch):
-    from pykeen.evaluation import RankBasedEvaluator
-
     from kgbuild.embed.train import rank_metrics, remembering_evaluator
 
     train, valid, _ = club_files
     _, training, validation, _ = load_dataset(train=train, valid=valid)
     model = fit(training, validation, None, replace(SMALL, epochs=1), device="cpu", seed=0).model
-    ranked = []
-    evaluate = RankBasedEvaluator.evaluate
-    monkeypatch.setattr(RankBasedEvaluator, "evaluate",
-                        lambda self, model, triples, *a, **kw: ranked.append(len(triples)) or evaluate(self, model, triples, *a, **kw))
+    ranked = count_rankings(monkeypatch)
     evaluator = remembering_evaluator()
     first = evaluator.evaluate(model, validation.mapped_triples, additional_filter_triples=training.mapped_triples)
     # the same set of known triples, given otherwise (the ranked ones are filtered anyway)
