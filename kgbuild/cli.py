@@ -584,6 +584,7 @@ def _extraction_trainer(task: str):
         threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch (default: torch's)"),
         case_features: Optional[bool] = typer.Option(None, "--case-features/--no-case-features", help="word-shape (capitalisation) vectors added to the encoder's inputs (default: on when the encoder's tokenizer lowercases)"),
         select: Optional[str] = typer.Option(None, "--select", help="dev F1 that picks the epoch kept: relations (the default of re), entities, or mean (of both; re only)"),
+        ema: float = typer.Option(0.0, "--ema", help="score and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: off)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         from kgbuild.neural.formats import parse_records
@@ -593,7 +594,7 @@ def _extraction_trainer(task: str):
                       seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
                       max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
                       train_records=parse_records(train_records), dev_records=parse_records(dev_records),
-                      case_features=case_features, select=select)
+                      case_features=case_features, select=select, ema=ema)
         rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
         typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
                    f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "

@@ -192,13 +192,45 @@ def _loss(net: Any, batch: list[dict], pad_id: int, max_width: int, device: Any,
     return loss
 
 
+class WeightAverage:
+    """An exponential moving average of a network's trainable weights, updated after each step
+    with decay min(`decay`, (1 + steps) / (10 + steps)) so that the first steps do not weigh the
+    random start; `swap` exchanges the averaged and the current weights (twice: back again)."""
+
+    def __init__(self, net: Any, decay: float) -> None:
+        if not 0.0 < decay < 1.0:
+            raise KgbuildError(f"--ema {decay}: the decay must lie between 0 and 1", hint="e.g. --ema 0.998")
+        self.decay, self.steps = decay, 0
+        self.shadow = {n: p.detach().clone() for n, p in net.named_parameters() if p.requires_grad}
+
+    def update(self, net: Any) -> None:
+        import torch
+
+        self.steps += 1
+        keep = min(self.decay, (1 + self.steps) / (10 + self.steps))
+        with torch.no_grad():
+            for n, p in net.named_parameters():
+                if n in self.shadow:
+                    self.shadow[n].lerp_(p.detach(), 1.0 - keep)
+
+    def swap(self, net: Any) -> None:
+        import torch
+
+        with torch.no_grad():
+            for n, p in net.named_parameters():
+                if n in self.shadow:
+                    current = p.detach().clone()
+                    p.copy_(self.shadow[n])
+                    self.shadow[n].copy_(current)
+
+
 def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: str = "re", fmt: str | None = None,
           base_model: str = "auto", device: str = "auto", epochs: int = 20, seed: int = 0, batch_size: int = 16,
           lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
           dev_records: slice | None = None, case_features: bool | None = None,
-          select: str | None = None) -> TrainResult:
+          select: str | None = None, ema: float = 0.0) -> TrainResult:
     """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
 
     `case_features` adds word-shape vectors to the encoder's inputs (joint.CASE_SHAPES); None
@@ -208,7 +240,10 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     so that one file can give both: they must not overlap when both name the same file.
 
     `select` is the dev F1 that picks the epoch kept: "relations" (the default of `re`),
-    "entities" (the only choice of `ner`) or "mean" (of the two, for `re`)."""
+    "entities" (the only choice of `ner`) or "mean" (of the two, for `re`).
+
+    `ema` > 0 scores and keeps an exponential moving average of the weights (WeightAverage, that
+    decay per step) instead of the weights of the epoch's last step."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -251,7 +286,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
               "case_features": bool(case_features), "select": select, "transferred": transferred,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
-              "patience": patience, "neg_spans": neg_spans, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
+              "patience": patience, "neg_spans": neg_spans, "ema": ema, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
               "limit": limit, "train_records": _range_text(train_records), "dev_records": _range_text(dev_records)}
     model = JointExtractor(net, tokenizer, labels, config, dev)
     items = training_windows(train_ex, tokenizer, labels, max_width, max_length)
@@ -264,6 +299,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))
     scaler = torch.amp.GradScaler("cuda") if model.precision == "fp16" else None
 
+    average = WeightAverage(net, ema) if ema else None
     history: list[dict[str, float]] = []
     best_f1, best_epoch, best_state, best_scores = (-1.0, -1.0), 0, None, {}
     t0 = time.perf_counter()
@@ -287,10 +323,14 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
                 opt.step()
             sched.step()
+            if average is not None:
+                average.update(net)
             losses.append(loss.item())
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.4f}")
             if deadline and time.perf_counter() > deadline:
                 break
+        if average is not None:
+            average.swap(net)  # the averaged weights are the ones scored and kept
         scores = score(dev_ex, model.predict([e.text for e in dev_ex], [e.words for e in dev_ex],
                                              relations=task == "re"))
         row = {"epoch": epoch, "loss": round(sum(losses) / max(1, len(losses)), 5),
@@ -301,6 +341,8 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
         if f1 > best_f1:
             best_f1, best_epoch, best_scores = f1, epoch, scores
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        if average is not None:
+            average.swap(net)  # training goes on from its own weights
         if not quiet:
             tqdm.write(f"epoch {epoch}: loss {row['loss']:.4f}  dev entity F1 {row['entity_f1']:.2f}  "
                        f"relation F1 {row['relation_f1']:.2f}  ({row['seconds']:.0f}s)")

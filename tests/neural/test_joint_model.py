@@ -462,3 +462,39 @@ def test_eval_takes_a_precision_and_says_which_it_ran(tiny_model, tiny_data):
     refused = runner.invoke(app, ["eval", "ner", "--model", str(tiny_model[0]), "--data", str(tiny_data),
                                   "--format", "conll04", "--device", "cpu", "--precision", "fp16"])
     assert isinstance(refused.exception, KgbuildError) and "fp16 is for GPUs" in str(refused.exception)
+
+
+def test_weight_average_follows_the_steps_and_swaps_both_ways():
+    import pytest
+
+    from kgbuild.errors import KgbuildError
+    from kgbuild.neural.train import WeightAverage
+
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    average = WeightAverage(net, decay=0.5)
+    with torch.no_grad():
+        net.weight.fill_(4.0)
+    average.update(net)  # first step: keep min(0.5, 2 / 11) of the average
+    expected = 4.0 * (1 - 2 / 11)
+    average.swap(net)
+    assert torch.allclose(net.weight, torch.full((1, 2), expected))
+    average.swap(net)
+    assert torch.allclose(net.weight, torch.full((1, 2), 4.0))
+    with pytest.raises(KgbuildError, match="--ema"):
+        WeightAverage(net, decay=1.0)
+
+
+def test_training_with_a_weight_average_keeps_the_averaged_weights(tmp_path, tiny_encoder, tiny_data):
+    threads = torch.get_num_threads()
+    try:
+        result = train(tiny_data, tiny_data, tmp_path / "ema", task="re", base_model=str(tiny_encoder), epochs=3,
+                       batch_size=4, lr=3e-3, head_lr=1e-2, quiet=True, seed=0, threads=1, ema=0.9)
+    finally:
+        torch.set_num_threads(threads)
+    saved = json.loads((tmp_path / "ema" / "training_config.json").read_text())
+    assert saved["ema"] == 0.9
+    # the folder holds the weights that were scored: loading it gives the dev scores of training
+    again = evaluate(tmp_path / "ema", tiny_data, "conll04", device="cpu")
+    assert again["entities"] == result.dev["entities"] and again["relations"] == result.dev["relations"]
