@@ -91,11 +91,7 @@ class EpochDeadline:
     def _train_epoch(self, *args: Any, **kwargs: Any) -> float:
         if self.deadline is None or kwargs.get("only_size_probing"):
             return super()._train_epoch(*args, **kwargs)
-        if "batches" in kwargs:
-            batches = kwargs["batches"] = UntilDeadline(kwargs["batches"], self.deadline)
-        else:
-            batches = UntilDeadline(args[0], self.deadline)
-            args = (batches, *args[1:])
+        batches = kwargs["batches"] = UntilDeadline(kwargs["batches"], self.deadline)  # PyKEEN names every argument
         loss = super()._train_epoch(*args, **kwargs)
         if batches.cut:
             self.last_cut = (batches.taken, len(batches.batches))

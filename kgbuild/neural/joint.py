@@ -670,10 +670,11 @@ class _Pieces:
 def forget_pieces(tokenizer: Any) -> None:
     """Empty the tokenizer's cache of pre-token pieces (_Pieces), if it has one: a timed pass then
     tokenises every distinct pre-token once, as on texts never seen."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and id(backend) in _FAST and _FAST[id(backend)][1].pieces is not None:
-        with _FAST[id(backend)][1].pieces.lock:
-            _FAST[id(backend)][1].pieces.clear()
+    kept = _FAST.get(id(getattr(tokenizer, "backend_tokenizer", None)))
+    pieces = kept[1].pieces if kept is not None else None
+    if pieces is not None:
+        with pieces.lock:
+            pieces.clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -1252,8 +1253,9 @@ class JointExtractor:
         return decoded, placed, BestLabels(self.forward_pairs(states, *placed))
 
     @staticmethod
-    def _relations(decoded: "Decoded", placed: Any, best: "BestLabels | None", threshold: float) -> "Decoded":
-        """A batch's relations decoded once its pair labels have come back."""
+    def _relations(decoded: "Decoded", _placed: Any, best: "BestLabels | None", threshold: float) -> "Decoded":
+        """A batch's relations decoded once its pair labels have come back (`_placed`: what
+        _score_pairs gave forward_pairs, not needed here)."""
         if best is not None:
             decode_relations(decoded, *best.get(), threshold)
         return decoded
