@@ -499,6 +499,23 @@ def ask(
         show(text)
 
 
+@app.command()
+def serve(
+    out: Path = typer.Argument(..., help="output folder of `kgbuild run` or `kgbuild load`"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (0.0.0.0: every interface)"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    scorer: Optional[Path] = typer.Option(None, "--scorer", help="path scorer for /ask (default: OUT/qa, else zero-shot)"),
+    completion: str = typer.Option("auto", "--completion", help="how /ask infers a missing fact: auto, rules, embeddings or none"),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda"),
+    federated: bool = typer.Option(False, "--federated", help="let queries call other SPARQL endpoints (SERVICE) from this machine"),
+) -> None:
+    """Serve the graph in OUT over HTTP, read-only: a SPARQL endpoint at /sparql, /ask and /predict."""
+    from kgbuild.serve import serve as run_server
+
+    typer.echo(f"SPARQL endpoint: http://{host}:{port}/sparql  (questions: /ask?q=..., routes: /docs)")
+    run_server(out, host=host, port=port, scorer=scorer, device=device, completion=completion, federated=federated)
+
+
 @train_app.command("qa")
 def train_qa(
     kb: Path = typer.Option(..., "--kb", help="output folder, or a head<TAB>relation<TAB>tail file"),

@@ -56,18 +56,19 @@ def predicted_graph_iri(base: str) -> str:
 
 def predict(out: str | Path, head: str | None = None, relation: str = "", tail: str | None = None,
             top: int = 10, write: bool = False, embeddings: EmbeddingResult | None = None,
-            include_known: bool = True) -> PredictionResult:
+            include_known: bool = True, graph: GraphTriples | None = None) -> PredictionResult:
     """Rank the tails of (head, relation, ?) or, given `tail` instead, the heads of
     (?, relation, tail).
 
     Entities are matched by IRI, rdfs:label or skos:altLabel (any case); relations by IRI,
     id ("P19") or label ("place of birth"). `write` adds the top candidates that are not yet
-    facts to the named graph <base>graph/predicted as reified statements with their scores."""
+    facts to the named graph <base>graph/predicted as reified statements with their scores.
+    `embeddings` and `graph` (read_graph of `out`): already loaded, as a server keeps them."""
     if (head is None) == (tail is None):
         raise KgbuildError("give exactly one of head and tail", hint="--head NAME predicts tails, --tail NAME predicts heads")
     if not relation:
         raise UnknownRelationError("no relation given", hint="pass --relation with a label, an id (P19) or an IRI")
-    graph = read_graph(out)
+    graph = graph or read_graph(out)
     emb = embeddings or load_embeddings(out)
     entity_to_id = emb.training.entity_to_id
     relation_to_id = emb.training.relation_to_id

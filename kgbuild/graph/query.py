@@ -17,6 +17,7 @@ from pyoxigraph import (
     QueryBoolean,
     QueryResultsFormat,
     QuerySolutions,
+    QueryTriples,
     Store,
     Triple,
     parse_query_results,
@@ -72,10 +73,8 @@ def query(out: str | Path | Store, sparql: str) -> QueryResult:
 
     Common prefixes (rdf, rdfs, xsd, owl, skos, prov, schema, wd, wdt, void, and kg for this
     graph's ontology) need no PREFIX line; a query's own PREFIX wins."""
-    store = as_store(out)
-    prefixes = {**PREFIXES, "kg": ontology(graph_base(store))}
+    answer = run_sparql(as_store(out), sparql)
     try:
-        answer = store.query(sparql, prefixes=prefixes, use_default_graph_as_union=True)
         if isinstance(answer, QueryBoolean):
             raw = answer.serialize(format=QueryResultsFormat.JSON)
             return QueryResult(kind="ask", boolean=bool(answer), raw=raw)
@@ -86,6 +85,16 @@ def query(out: str | Path | Store, sparql: str) -> QueryResult:
             rows = [[python_value(s[i]) for i in range(len(columns))] for s in solutions]
             return QueryResult(kind="select", columns=columns, rows=rows, raw=raw)
         return QueryResult(kind="graph", columns=["subject", "predicate", "object"], triples=list(answer))
+    except OSError as err:  # Oxigraph evaluates lazily: an error can surface while reading the answer
+        raise GraphError(f"the query failed: {_one_line(err)}") from None
+
+
+def run_sparql(store: Store, sparql: str) -> QueryBoolean | QuerySolutions | QueryTriples:
+    """Oxigraph's own answer to one SPARQL query over every graph of `store` (named graphs
+    included), with kgbuild's prefixes (see `query`), for callers that serialize it themselves
+    (`kgbuild serve`). A syntax error is a GraphError."""
+    try:
+        return store.query(sparql, prefixes=sparql_prefixes(store), use_default_graph_as_union=True)
     except SyntaxError as err:
         raise GraphError(
             f"SPARQL syntax error: {_one_line(err)}",
@@ -93,6 +102,11 @@ def query(out: str | Path | Store, sparql: str) -> QueryResult:
         ) from None
     except OSError as err:
         raise GraphError(f"the query failed: {_one_line(err)}") from None
+
+
+def sparql_prefixes(store: Store) -> dict[str, str]:
+    """The prefixes a query needs no PREFIX line for: the common ones and kg, this graph's ontology."""
+    return {**PREFIXES, "kg": ontology(graph_base(store))}
 
 
 def python_value(term: Any) -> Any:
