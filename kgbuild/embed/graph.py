@@ -10,7 +10,18 @@ from pathlib import Path
 
 from pyoxigraph import DefaultGraph, Literal, NamedNode, Store
 
-from kgbuild.graph.rdf import OWL_OBJECT_PROPERTY, RDF_TYPE, RDFS_LABEL, SKOS_ALT_LABEL, relation_id
+from kgbuild.graph.rdf import (
+    CLASS_TYPE,
+    OWL_OBJECT_PROPERTY,
+    RDF_OBJECT,
+    RDF_PREDICATE,
+    RDF_SUBJECT,
+    RDF_TYPE,
+    RDFS_LABEL,
+    SKOS_ALT_LABEL,
+    ontology,
+    relation_id,
+)
 from kgbuild.graph.store import as_store, graph_base
 
 
@@ -23,6 +34,10 @@ class GraphTriples:
     entity_names: dict[str, list[str]] = field(default_factory=dict)  # entity IRI -> [rdfs:label, *skos:altLabel]
     relation_labels: dict[str, str] = field(default_factory=dict)  # relation IRI -> rdfs:label
     relation_ids: dict[str, str] = field(default_factory=dict)  # relation IRI -> id ("P19")
+    # read_graph(details=True) only: each typed entity's kgbuild type ("PER", "LOC", ...), and each
+    # extracted fact's best extraction confidence (a fact absent here was asserted: `kgbuild load`)
+    entity_types: dict[str, str] = field(default_factory=dict)
+    confidence: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
     def label(self, iri: str) -> str:
         """The display name of an entity or relation IRI (the IRI itself when it has none)."""
@@ -32,8 +47,10 @@ class GraphTriples:
         return self.relation_labels.get(iri, iri)
 
 
-def read_graph(out: str | Path | Store) -> GraphTriples:
-    """Every fact between two entities in the default graph of `out`'s store.
+def read_graph(out: str | Path | Store, details: bool = False) -> GraphTriples:
+    """Every fact between two entities in the default graph of `out`'s store; with `details`,
+    also the entities' types and the facts' extraction confidences (what question answering
+    weighs answers by).
 
     Only the default graph is read: predictions written to a named graph never feed back into
     training."""
@@ -69,10 +86,43 @@ def read_graph(out: str | Path | Store) -> GraphTriples:
         for iri in set(labels) | set(aliases)
         if iri.startswith(entity_prefix)
     }
-    return GraphTriples(
+    graph = GraphTriples(
         base=base,
         triples=sorted(triples),
         entity_names=entity_names,
         relation_labels={iri: labels.get(iri, rel_id) for iri, rel_id in relations.items()},
         relation_ids=relations,
     )
+    if details:
+        graph.entity_types = _entity_types(store, base)
+        graph.confidence = _confidences(store, base, triples)
+    return graph
+
+
+def _entity_types(store: Store, base: str) -> dict[str, str]:
+    classes = {ontology(base) + name: type_ for name, type_ in CLASS_TYPE.items()}
+    entity_prefix = base + "entity/"
+    types = {}
+    for iri, type_ in classes.items():
+        for quad in store.quads_for_pattern(None, RDF_TYPE, NamedNode(iri), DefaultGraph()):
+            if quad.subject.value.startswith(entity_prefix):
+                types[quad.subject.value] = type_
+    return types
+
+
+def _confidences(store: Store, base: str, triples: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], float]:
+    """Each fact's highest confidence over its statements (one per extraction)."""
+    default = DefaultGraph()
+    parts: dict[str, dict[str, str]] = defaultdict(dict)
+    for name, predicate in (("s", RDF_SUBJECT), ("p", RDF_PREDICATE), ("o", RDF_OBJECT)):
+        for quad in store.quads_for_pattern(None, predicate, None, default):
+            parts[quad.subject.value][name] = quad.object.value
+    best: dict[tuple[str, str, str], float] = {}
+    for quad in store.quads_for_pattern(None, NamedNode(ontology(base) + "confidence"), None, default):
+        part = parts.get(quad.subject.value)
+        if part is None or len(part) < 3 or not isinstance(quad.object, Literal):
+            continue
+        key = (part["s"], part["p"], part["o"])
+        if key in triples:
+            best[key] = max(best.get(key, 0.0), float(quad.object.value))
+    return best

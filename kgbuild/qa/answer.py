@@ -36,6 +36,17 @@ PREDICT_NODES = 32  # entities per hop whose missing edges are proposed (the bes
 # How a missing hop is bridged. "auto": the graph's rules, then the embeddings (when trained) for
 # entities no rule covers; measured on MetaQA with half of its KB (README, "Question answering").
 COMPLETIONS = ("auto", "rules", "embeddings", "none")
+# What a question's wh-phrase rules out as its answer, by kgbuild type (an untyped entity is never
+# ruled out): "When was IBM founded?" is not answered by a place, nor by "American" (MISC: the
+# recogniser types dates and numbers). "Who" allows places: countries take part in wars.
+_ASKS = [
+    (re.compile(r"\b(when|what (year|date|day|month|century)|which (year|date|day|month|century))\b"),
+     frozenset({"PER", "ORG", "LOC", "NUM", "MISC"})),
+    (re.compile(r"\bhow (many|much)\b"), frozenset({"PER", "ORG", "LOC", "TIME", "MISC"})),
+    (re.compile(r"\b(where|what (country|city|town|state|place|region)|which (country|city|town|state|place|region))\b"),
+     frozenset({"PER", "TIME", "NUM"})),
+    (re.compile(r"\b(who|whom|whose)\b"), frozenset({"TIME", "NUM"})),
+]
 
 
 @dataclass
@@ -145,7 +156,8 @@ class Answerer:
         emb = None
         if embeddings and (embeddings_dir(out) / "summary.json").is_file():
             emb = load_embeddings(out)
-        return cls(read_graph(store), path_scorer, embeddings=emb, store=store, device=device, completion=completion)
+        return cls(read_graph(store, details=True), path_scorer, embeddings=emb, store=store, device=device,
+                   completion=completion)
 
     @property
     def encoder(self) -> QuestionEncoder:
@@ -187,12 +199,19 @@ class Answerer:
         t = topic.entity
         if vector is None:
             vector = self.encoder.encode([question_text(question, topic.mention)])[0]
-        existing = [] if self.scorer.trained else index.paths_from(t, self.max_hops)
+        ruled_out = ruled_out_types(question) if index.typed else frozenset()
+        if self.scorer.trained:
+            existing = []
+        elif ruled_out:  # only the paths that reach some entity of a type the question allows
+            existing = [path for path, ends in index.answer_sets(t, self.max_hops).items()
+                        if not ruled_out.issuperset(index.types[ends].tolist())]
+        else:
+            existing = index.paths_from(t, self.max_hops)
         ranked = self.scorer.rank(vector, index, existing, None if self.scorer.trained else self.encoder_of("contextual"),
                                   top=TOP_PATHS)
         ranked = [(p, s) for p, s in ranked if ranked and s >= MIN_PATH_SHARE * ranked[0][1]]
         walks = [(path_score, self._walk(t, path)) for path, path_score in ranked]
-        order = combine_walks(walks, index.labels)[:top]
+        order = [o for o in combine_walks(walks, index.labels) if index.types[o[0]] not in ruled_out][:top]
         result = AskResult(question, index.entities[t], index.labels[t], True, "")
         for rank, (node, score, inferred, walk) in enumerate(order, 1):
             result.answers.append(Answer(
@@ -227,16 +246,19 @@ class Answerer:
             counts = np.diff(sub.indptr)
             children = sub.indices.astype(np.int64)
             parents = np.repeat(nodes, counts)
-            child_scores = np.repeat(scores, counts)
+            # a stated fact counts its extraction confidence (1 when asserted, as in a loaded KB)
+            edge_scores = (index.confidence[hop][nodes].data if index.confidence is not None
+                           else np.ones(len(children)))
+            child_scores = np.repeat(scores, counts) * edge_scores
             chain_inferred = np.repeat(inferred, counts)
             edge_inferred = np.zeros(len(children), dtype=bool)
-            edge_scores = np.ones(len(children))
             how = [""] * len(children)
             # A node lacks this hop when it has no fact of it but the one back to the topic
             # ("other films by the writer of X" when X is the writer's only film left).
             back = np.bincount(np.repeat(np.arange(len(nodes)), counts)[children == topic], minlength=len(nodes))
             lacking = counts == back
-            if (self.completion == "none" or not lacking.any()) and not inferred.any() and (scores == 1).all():
+            if ((self.completion == "none" or not lacking.any()) and not inferred.any() and (scores == 1).all()
+                    and index.confidence is None):
                 # all stated, nothing to infer: every child scores 1 (the common case, kept cheap)
                 keep = _best_per_child(children, child_scores, chain_inferred)
                 children, parents = children[keep], parents[keep]
@@ -367,6 +389,15 @@ class Answerer:
                 st.sources = sources.get((st.subject, st.relation, st.object), [])
 
 
+def ruled_out_types(question: str) -> frozenset[str]:
+    """The kgbuild types that cannot answer `question`, from its first wh-phrase ("when", "how
+    many", "where", "who" and the like: "Who was president when ..." asks for a who); none for
+    any other question."""
+    text = question.lower()
+    found = [(m.start(), types) for pattern, types in _ASKS if (m := pattern.search(text))]
+    return min(found, key=lambda f: f[0])[1] if found else frozenset()
+
+
 def combine_walks(walks: list[tuple[float, _Walk]], labels: list[str]) -> list[tuple[int, float, bool, _Walk]]:
     """The answers of the walks of the paths followed, given as (P(path), walk), most likely
     path first: (node, score, inferred, the walk whose chain is shown), best first.
@@ -392,9 +423,9 @@ def combine_walks(walks: list[tuple[float, _Walk]], labels: list[str]) -> list[t
 
 
 def _best_per_child(children: np.ndarray, scores: np.ndarray, inferred: np.ndarray) -> np.ndarray:
-    """Positions of the best-scored occurrence of each distinct child (stated before inferred
-    on a tie), in child order."""
-    order = np.lexsort((inferred, -scores, children))
+    """Positions of the best occurrence of each distinct child, in child order: its best-scored
+    wholly stated chain if it has one, else its best-scored inferred one."""
+    order = np.lexsort((-scores, inferred, children))
     first = np.ones(len(order), dtype=bool)
     first[1:] = children[order][1:] != children[order][:-1]
     return order[first]

@@ -46,11 +46,16 @@ class GraphIndex:
         self.n_hops = n_hops
         heads: dict[int, list[int]] = defaultdict(list)
         tails: dict[int, list[int]] = defaultdict(list)
+        confidence: dict[int, list[float]] = defaultdict(list)
         for h, r, t in graph.triples:
             k = self.relation_index[r]
             heads[k].append(self.entity_id[h])
             tails[k].append(self.entity_id[t])
+            confidence[k].append(graph.confidence.get((h, r, t), 1.0))
         self.adjacency: list = []
+        # each fact's extraction confidence, as `adjacency` but float (None when every fact is
+        # asserted, as in a loaded knowledge base: then every stated fact counts 1)
+        self.confidence: list | None = [] if graph.confidence else None
         self.has_hop = np.zeros((n, max(n_hops, 1)), dtype=bool)
         for k in range(len(self.relations)):
             h = np.asarray(heads[k], dtype=np.int64)
@@ -61,9 +66,19 @@ class GraphIndex:
             forward.sort_indices()
             backward.sort_indices()
             self.adjacency += [forward, backward]
+            if self.confidence is not None:
+                c = np.asarray(confidence[k], dtype=np.float64)
+                weighted = [sp.csr_matrix((c, (h, t)), shape=(n, n)), sp.csr_matrix((c, (t, h)), shape=(n, n))]
+                for w in weighted:
+                    w.sort_indices()
+                self.confidence += weighted
             self.has_hop[h, 2 * k] = True
             self.has_hop[t, 2 * k + 1] = True
         self.n_triples = len(graph.triples)
+        # each entity's kgbuild type ("PER", "LOC", ...; "" where the graph does not type it)
+        self.types = np.array([graph.entity_types.get(iri, "") for iri in entities], dtype=object)
+        # whether a recogniser typed the entities: a loaded knowledge base types all of them MISC
+        self.typed = bool(set(graph.entity_types.values()) - {"MISC"})
 
     # -- names ------------------------------------------------------------------------------
     def hop_name(self, hop: int) -> HopName:

@@ -27,6 +27,7 @@ SCORER_JSON = "scorer.json"
 SCORER_NPZ = "scorer.npz"
 ZERO_SHOT_TEMPERATURE = 0.05  # cosine gaps between paths are a few hundredths
 HOP_PENALTY = 0.02
+REPEAT_PENALTY = 0.1
 SMALL_BATCH = 8  # texts encoded on one CPU thread
 ONE_THREAD_BELOW = 50_000  # questions: classifiers fitted on fewer train on one CPU thread  # zero-shot: a longer path must fit clearly better than a shorter one
 _BRACKETED = re.compile(r"\[[^\]]*\]")
@@ -138,7 +139,8 @@ class PathScorer:
                 raise ModelLoadError("zero-shot path scoring needs the sentence encoder")
             for p, v in zip(missing, encoder.encode([verbalise(index, p) for p in missing])):
                 self._verbal[(id(index), p)] = v
-        sims = np.array([float(self._verbal[(id(index), p)] @ vector) - HOP_PENALTY * (len(p) - 1) for p in paths])
+        sims = np.array([float(self._verbal[(id(index), p)] @ vector) - HOP_PENALTY * (len(p) - 1)
+                         - REPEAT_PENALTY * sum(x == y for x, y in zip(p, p[1:])) for p in paths])
         logits = (sims - sims.max()) / ZERO_SHOT_TEMPERATURE
         probs = np.exp(logits) / np.exp(logits).sum()
         order = np.argsort(-probs)[:top]
