@@ -37,7 +37,7 @@ def build(tmp_path, entities: list[Entity], facts: list[Fact]):
     ("How many people work at CERN?", {"PER", "ORG", "LOC", "TIME", "MISC"}),
     ("Where is Armonk?", {"PER", "TIME", "NUM"}),
     ("What country is Armonk in?", {"PER", "TIME", "NUM"}),
-    ("Who was president when the war began?", {"TIME", "NUM"}),  # the first wh-phrase asks
+    ("Who was president when the war began?", {"TIME", "NUM", "LOC"}),  # the first wh-phrase asks
     ("What is the capital of France?", set()),
 ])
 def test_the_wh_phrase_rules_out_answer_types(question, ruled_out):
