@@ -41,13 +41,13 @@ COMPLETIONS = ("auto", "rules", "embeddings", "none")
 # recogniser types dates and numbers). "Who" rules out places: of the Re-DocRED dev answers to
 # properties a "who" question asks (author, director, performer, spouse, employer, founder,
 # participant, owner, ...), 70 of 1,823 are places, mostly countries taking part in a war.
-_ASKS = [
+_ASKS = [  # (wh-phrase, types it rules out, what it asks for)
     (re.compile(r"\b(when|what (year|date|day|month|century)|which (year|date|day|month|century))\b"),
-     frozenset({"PER", "ORG", "LOC", "NUM", "MISC"})),
-    (re.compile(r"\bhow (many|much)\b"), frozenset({"PER", "ORG", "LOC", "TIME", "MISC"})),
+     frozenset({"PER", "ORG", "LOC", "NUM", "MISC"}), "a date"),
+    (re.compile(r"\bhow (many|much)\b"), frozenset({"PER", "ORG", "LOC", "TIME", "MISC"}), "a number"),
     (re.compile(r"\b(where|what (country|city|town|state|place|region)|which (country|city|town|state|place|region))\b"),
-     frozenset({"PER", "TIME", "NUM"})),
-    (re.compile(r"\b(who|whom|whose)\b"), frozenset({"TIME", "NUM", "LOC"})),
+     frozenset({"PER", "TIME", "NUM"}), "a place"),
+    (re.compile(r"\b(who|whom|whose)\b"), frozenset({"TIME", "NUM", "LOC"}), "a person or an organisation"),
 ]
 
 
@@ -222,7 +222,10 @@ class Answerer:
                 chain=self._chain(walk, node), sparql=path_query(index, t, walk.path)))
         if self.store is not None and run_queries:
             self._run_queries(result)
-        if not result.answers:
+        if not result.answers and ruled_out and not existing and not self.scorer.trained:
+            result.message = (f"found {index.labels[t]!r}, but none of its facts leads to "
+                              f"{asked_for(question)}, which the question asks for")
+        elif not result.answers:
             result.message = f"found {index.labels[t]!r}, but no path from it fits the question"
         else:
             result.message = f"topic {index.labels[t]!r}; {len(result.answers)} answer(s)"
@@ -395,9 +398,18 @@ def ruled_out_types(question: str) -> frozenset[str]:
     """The kgbuild types that cannot answer `question`, from its first wh-phrase ("when", "how
     many", "where", "who" and the like: "Who was president when ..." asks for a who); none for
     any other question."""
+    return _asked(question)[0]
+
+
+def asked_for(question: str) -> str:
+    """What `question`'s first wh-phrase asks for, in words ("a date"); "" for any other question."""
+    return _asked(question)[1]
+
+
+def _asked(question: str) -> tuple[frozenset[str], str]:
     text = question.lower()
-    found = [(m.start(), types) for pattern, types in _ASKS if (m := pattern.search(text))]
-    return min(found, key=lambda f: f[0])[1] if found else frozenset()
+    found = [(m.start(), types, wants) for pattern, types, wants in _ASKS if (m := pattern.search(text))]
+    return min(found, key=lambda f: f[0])[1:] if found else (frozenset(), "")
 
 
 def combine_walks(walks: list[tuple[float, _Walk]], labels: list[str]) -> list[tuple[int, float, bool, _Walk]]:
