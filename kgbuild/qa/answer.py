@@ -448,7 +448,7 @@ def _best_per_child(children: np.ndarray, scores: np.ndarray, inferred: np.ndarr
 def _noisy_or(children: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per distinct child (in child order): 1 - the product of (1 - score) over its occurrences,
     the chance that at least one of its chains holds if they hold independently; exactly 1
-    when one of them is wholly stated."""
+    when one of them is certain (wholly asserted, as in a loaded knowledge base)."""
     _, inverse = np.unique(children, return_inverse=True)
     with np.errstate(divide="ignore"):
         logs = np.log1p(-np.minimum(scores, 1.0))

@@ -231,3 +231,12 @@ def test_federated_queries_are_refused_unless_the_server_allows_them(graph_out, 
     assert client.get("/sparql", params={"query": harmless}).status_code == 200
     allowed = TestClient(create_app(graph_out, federated=True)).get("/sparql", params={"query": sparql})
     assert allowed.status_code == 400 and "port 9" in allowed.text  # Oxigraph tried, and said why it did not
+
+
+def test_without_the_serve_extra_the_error_says_what_to_install(graph_out, monkeypatch):
+    from kgbuild.errors import KgbuildError
+
+    monkeypatch.setitem(__import__("sys").modules, "fastapi", None)  # as if it were not installed
+    with pytest.raises(KgbuildError) as err:
+        create_app(graph_out)
+    assert err.value.hint == 'pip install "kgbuild[serve]"'
