@@ -19,6 +19,12 @@ _QUESTION_WORDS = {"what", "who", "whom", "which", "where", "when", "why", "how"
                    "did", "does", "do", "the", "a", "an", "in", "of"}
 
 
+def loose_key(name: str) -> str:
+    """A name normalised, with no spaces around its punctuation: a tokenised text's "Shahid -
+    Saless" and "Shahid-Saless" are one key ("Cast Away" and "Castaway" stay two)."""
+    return re.sub(r"\s*([^\w\s])\s*", r"\1", normalise(name))
+
+
 @dataclass
 class Topic:
     """The topic entity of a question, or why there is none."""
@@ -35,6 +41,7 @@ class TopicFinder:
         self.index = index
         self.exact: dict[str, list[int]] = {}
         self.normal: dict[str, list[int]] = {}
+        self.loose: dict[str, list[int]] = {}
         for iri, names in index.graph.entity_names.items():
             i = index.entity_id.get(iri)
             if i is None:
@@ -42,12 +49,19 @@ class TopicFinder:
             for name in names:
                 self.exact.setdefault(name, []).append(i)
                 self.normal.setdefault(normalise(name), []).append(i)
+                if key := loose_key(name):
+                    self.loose.setdefault(key, []).append(i)
         self.degree = index.has_hop.sum(1)
         self._names: list[str] | None = None
 
     def lookup(self, name: str) -> list[int]:
-        """Entities called `name`: exact spelling first, else the normalised form."""
-        return self.exact.get(name.strip()) or self.normal.get(normalise(name), [])
+        """Entities called `name`: exact spelling first, else the normalised form, else that form
+        with no spaces around punctuation ("Shahid-Saless" for a tokenised text's "Shahid - Saless")."""
+        found = self.exact.get(name.strip()) or self.normal.get(normalise(name))
+        if found:
+            return found
+        key = loose_key(name)
+        return self.loose.get(key, []) if key else []
 
     def find(self, question: str) -> Topic:
         bracket = _BRACKET.search(question)

@@ -94,3 +94,16 @@ def test_a_loaded_untyped_graph_answers_when_questions_with_its_own_entities(tmp
     result = qa.answer("when was [Casablanca] released")
     assert result.answers[0].label == "1942" and result.answers[0].score == pytest.approx(1.0, abs=0.5)
     assert result.answers[0].chain[0].score == 1.0
+
+
+def test_a_name_is_found_whatever_the_spacing_around_its_punctuation(tmp_path):
+    from kgbuild.qa.load import load_triples
+
+    kb = tmp_path / "kb.tsv"
+    # a text rebuilt from tokens spaces its hyphens; the question does not
+    kb.write_text("Sohrab Shahid - Saless\tborn_in\tTehran\nCastaway\tdirected_by\tNicolas Roeg\n", encoding="utf-8")
+    load_triples(kb, tmp_path / "out")
+    qa = Answerer.open(tmp_path / "out", embeddings=False)
+    topic = qa.topic("Where was Sohrab Shahid-Saless born?")
+    assert qa.index.labels[topic.entity] == "Sohrab Shahid - Saless"
+    assert qa.topic("who directed [Cast Away]").entity is None  # other words, another film
