@@ -220,8 +220,15 @@ def create_app(out: str | Path, scorer: str | Path | None = None, device: str = 
                 "sparql": "/sparql", "ask": "/ask?q=QUESTION", "predict": "/predict?head=NAME&relation=LABEL",
                 "docs": "/docs"}
 
-    @app.api_route("/sparql", methods=["GET", "POST"])
-    async def sparql(request: Request) -> Response:
+    @app.get("/sparql")
+    @app.post("/sparql")
+    async def sparql(request: Request,
+                     # declared so that /docs can send a query; read below from the request itself,
+                     # as the protocol also allows a form or a query body, and refuses repeats
+                     query: str | None = Query(None, description="SPARQL query (no PREFIX needed for rdfs:, "
+                                               "schema:, wdt:, kg: and the other common prefixes)"),
+                     format: str | None = Query(None, description="json, xml, csv, tsv, turtle, ntriples, rdfxml, "
+                                                "jsonld, nquads or trig (else the Accept header decides)")) -> Response:
         """SPARQL 1.1 Protocol query operation (read-only)."""
         params: dict[str, list[str]] = {k: request.query_params.getlist(k) for k in request.query_params}
         if request.method == "POST":

@@ -240,3 +240,10 @@ def test_without_the_serve_extra_the_error_says_what_to_install(graph_out, monke
     with pytest.raises(KgbuildError) as err:
         create_app(graph_out)
     assert err.value.hint == 'pip install "kgbuild[serve]"'
+
+
+def test_the_docs_page_can_send_a_query(client):
+    spec = client.get("/openapi.json").json()
+    for method in ("get", "post"):
+        assert [p["name"] for p in spec["paths"]["/sparql"][method]["parameters"]] == ["query", "format"]
+    assert client.get("/docs").status_code == 200
