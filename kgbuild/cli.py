@@ -512,8 +512,9 @@ def serve(
     """Serve the graph in OUT over HTTP, read-only: a SPARQL endpoint at /sparql, /ask and /predict."""
     from kgbuild.serve import serve as run_server
 
-    typer.echo(f"SPARQL endpoint: http://{host}:{port}/sparql  (questions: /ask?q=..., routes: /docs)")
-    run_server(out, host=host, port=port, scorer=scorer, device=device, completion=completion, federated=federated)
+    run_server(out, host=host, port=port, scorer=scorer, device=device, completion=completion, federated=federated,
+               started=lambda: typer.echo(f"SPARQL endpoint: http://{host}:{port}/sparql  (questions: /ask?q=..., "
+                                          "routes: /docs)"))
 
 
 @train_app.command("qa")

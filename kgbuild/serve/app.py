@@ -301,9 +301,22 @@ def create_app(out: str | Path, scorer: str | Path | None = None, device: str = 
 
 
 def serve(out: str | Path, host: str = "127.0.0.1", port: int = 8000, scorer: str | Path | None = None,
-          device: str = "cpu", completion: str = "auto", federated: bool = False, log_level: str = "info") -> None:
-    """Serve the graph in `out` until interrupted (uvicorn)."""
+          device: str = "cpu", completion: str = "auto", federated: bool = False, log_level: str = "info",
+          started: Any = None) -> None:
+    """Serve the graph in `out` until interrupted (uvicorn); `started()` is called once the graph is
+    open and the port free, just before the server starts."""
+    import socket
+
     app = create_app(out, scorer=scorer, device=device, completion=completion, federated=federated)
     import uvicorn
 
+    # uvicorn logs a taken port and exits with code 3 after starting up; say it in one line first
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        raise KgbuildError(f"cannot listen on {host}:{port}: {err.strerror or err}",
+                           hint="choose another --port, or stop the program that uses this one") from None
+    if started is not None:
+        started()
     uvicorn.run(app, host=host, port=port, log_level=log_level)

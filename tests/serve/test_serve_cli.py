@@ -54,3 +54,18 @@ def test_served_graph_answers_sparql_over_http(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_taken_port_is_a_one_line_error(tmp_path):
+    kb = tmp_path / "kb.tsv"
+    kb.write_text("Ada Lovelace\tcollaborator\tCharles Babbage\n", encoding="utf-8")
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "kgbuild.cli", "load", str(kb), "-o", str(out)], check=True,
+                   capture_output=True, timeout=120)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "kgbuild.cli", "serve", str(out), "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot listen on 127.0.0.1:{port}") and "--port" in lines[0]
