@@ -145,14 +145,15 @@ class Answerer:
 
     @classmethod
     def open(cls, out: str | Path, scorer: str | Path | None = None, device: str = "cpu",
-             embeddings: bool = True, completion: str = "auto") -> "Answerer":
-        """The answerer of output folder `out`: its store, OUT/qa's trained scorer if there is one
-        (else zero-shot, or the scorer folder given), OUT/embeddings if trained."""
+             embeddings: bool = True, completion: str = "auto", store: Any = None) -> "Answerer":
+        """The answerer of output folder `out`: its store (`store`, when already open), OUT/qa's
+        trained scorer if there is one (else zero-shot, or the scorer folder given), OUT/embeddings
+        if trained."""
         from kgbuild.embed.graph import read_graph
         from kgbuild.embed.train import embeddings_dir, load_embeddings
         from kgbuild.graph.store import open_store
 
-        store = open_store(out, read_only=True)
+        store = store if store is not None else open_store(out, read_only=True)
         scorer_dir = Path(scorer) if scorer else Path(out) / QA_DIR
         path_scorer = PathScorer.load(scorer_dir) if (scorer or scorer_dir.is_dir()) else PathScorer()
         emb = None

@@ -151,38 +151,50 @@ class Served:
         self.scorer, self.device, self.completion = scorer, device, completion
         self.federated = federated  # let SERVICE clauses fetch other endpoints
         self._answerer = None
-        self._predictor = None
+        self._graph = None  # read_graph of the store, for /predict
+        self._embeddings: Any = False  # OUT/embeddings, loaded once for both routes; None: none trained
         # one question at a time: the answerer's encoder and caches are not shared between threads
         self._asking = threading.Lock()
         self._loading = threading.Lock()
+
+    def embeddings(self) -> Any:
+        """OUT/embeddings (None when none are trained), loaded by the first route that needs them."""
+        with self._loading:
+            if self._embeddings is False:
+                from kgbuild.embed.train import embeddings_dir, load_embeddings
+
+                trained = (embeddings_dir(self.out) / "summary.json").is_file()  # as Answerer.open checks
+                self._embeddings = load_embeddings(self.out) if trained else None
+            return self._embeddings
 
     def ask(self, question: str, top: int) -> dict[str, Any]:
         with self._asking:
             if self._answerer is None:
                 from kgbuild.qa.answer import Answerer
 
-                self._answerer = Answerer.open(self.out, scorer=self.scorer, device=self.device,
-                                               completion=self.completion)
+                answerer = Answerer.open(self.out, scorer=self.scorer, device=self.device, embeddings=False,
+                                         completion=self.completion, store=self.store)
+                if (emb := self.embeddings()) is not None:
+                    answerer.use_embeddings(emb)
+                self._answerer = answerer
             return self._answerer.answer(question, top=top).to_dict()
 
     def predict(self, head: str | None, relation: str, tail: str | None, top: int) -> dict[str, Any]:
         from dataclasses import asdict
 
+        from kgbuild.embed.graph import read_graph
         from kgbuild.embed.predict import predict
+        from kgbuild.embed.train import embeddings_dir
 
+        embeddings = self.embeddings()
+        if embeddings is None:  # none trained yet: not found, rather than a bad request
+            raise ServeError(f"no embeddings in {embeddings_dir(self.out)}", hint="run `kgbuild embed OUT` first",
+                             status=404)
         with self._loading:
-            if self._predictor is None:
-                from kgbuild.embed.graph import read_graph
-                from kgbuild.embed.train import EmbeddingError, load_embeddings
-
-                try:
-                    embeddings = load_embeddings(self.out)
-                except EmbeddingError as err:  # none trained yet: not found, rather than a bad request
-                    raise ServeError(err.args[0], hint=err.hint, status=404) from None
-                self._predictor = (embeddings, read_graph(self.store))
-        embeddings, graph = self._predictor
+            if self._graph is None:
+                self._graph = read_graph(self.store)
         return asdict(predict(self.out, head=head, relation=relation, tail=tail, top=top, embeddings=embeddings,
-                              graph=graph))
+                              graph=self._graph))
 
 
 def create_app(out: str | Path, scorer: str | Path | None = None, device: str = "cpu",
@@ -204,7 +216,6 @@ def create_app(out: str | Path, scorer: str | Path | None = None, device: str = 
                   description=f"The knowledge graph in {served.out}: SPARQL, questions and link prediction.")
     # read-only, so any page may query it, as Oxigraph's own server allows
     app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"])
-    app.state.served = served
 
     def error(err: KgbuildError, status: int) -> JSONResponse:
         return JSONResponse({"error": err.args[0], "hint": err.hint}, status_code=status)
@@ -231,20 +242,20 @@ def create_app(out: str | Path, scorer: str | Path | None = None, device: str = 
                                                 "jsonld, nquads or trig (else the Accept header decides)")) -> Response:
         """SPARQL 1.1 Protocol query operation (read-only)."""
         params: dict[str, list[str]] = {k: request.query_params.getlist(k) for k in request.query_params}
-        if request.method == "POST":
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            body = (await request.body()).decode("utf-8", errors="replace")
-            if kind == "application/sparql-query":
-                params["query"] = [body]
-            elif kind == "application/x-www-form-urlencoded":
-                for key, values in parse_qs(body, keep_blank_values=True).items():
-                    params.setdefault(key, []).extend(values)
-            elif kind == "application/sparql-update":
-                params["update"] = [body]
-            else:
-                return sparql_error(ServeError(f"a POST of {kind or 'no content type'} is not a SPARQL request",
-                                               hint="send application/sparql-query or a form with query="), 415)
         try:
+            if request.method == "POST":
+                kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                body = (await request.body()).decode("utf-8", errors="replace")
+                if kind == "application/sparql-query":
+                    params["query"] = [body]
+                elif kind == "application/x-www-form-urlencoded":
+                    for key, values in parse_qs(body, keep_blank_values=True).items():
+                        params.setdefault(key, []).extend(values)
+                elif kind == "application/sparql-update":
+                    params["update"] = [body]
+                else:
+                    raise ServeError(f"a POST of {kind or 'no content type'} is not a SPARQL request", status=415,
+                                     hint="send application/sparql-query or a form with query=")
             if "update" in params:
                 raise ServeError("this endpoint is read-only: SPARQL updates are refused", status=403,
                                  hint="build the graph with `kgbuild run` or `kgbuild load`")

@@ -14,6 +14,16 @@ import pytest
 pytest.importorskip("fastapi", reason='kgbuild serve needs pip install "kgbuild[serve]"')
 
 
+def loaded_graph(tmp_path, lines: str):
+    """OUT of a small knowledge base loaded with `kgbuild load`'s library function."""
+    from kgbuild.qa.load import load_triples
+
+    kb = tmp_path / "kb.tsv"
+    kb.write_text(lines, encoding="utf-8")
+    load_triples(kb, tmp_path / "out")
+    return tmp_path / "out"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -29,11 +39,7 @@ def test_serve_on_a_folder_without_a_graph_is_a_one_line_error(tmp_path):
 
 
 def test_served_graph_answers_sparql_over_http(tmp_path):
-    kb = tmp_path / "kb.tsv"
-    kb.write_text("Ada Lovelace\tcollaborator\tCharles Babbage\nCharles Babbage\tborn in\tLondon\n", encoding="utf-8")
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "kgbuild.cli", "load", str(kb), "-o", str(out)], check=True,
-                   capture_output=True, timeout=120)
+    out = loaded_graph(tmp_path, "Ada Lovelace\tcollaborator\tCharles Babbage\nCharles Babbage\tborn in\tLondon\n")
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "kgbuild.cli", "serve", str(out), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -57,11 +63,7 @@ def test_served_graph_answers_sparql_over_http(tmp_path):
 
 
 def test_a_taken_port_is_a_one_line_error(tmp_path):
-    kb = tmp_path / "kb.tsv"
-    kb.write_text("Ada Lovelace\tcollaborator\tCharles Babbage\n", encoding="utf-8")
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "kgbuild.cli", "load", str(kb), "-o", str(out)], check=True,
-                   capture_output=True, timeout=120)
+    out = loaded_graph(tmp_path, "Ada Lovelace\tcollaborator\tCharles Babbage\n")
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         proc = subprocess.run([sys.executable, "-m", "kgbuild.cli", "serve", str(out), "--port", str(port)],
