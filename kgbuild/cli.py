@@ -593,7 +593,7 @@ def _extraction_trainer(task: str):
         epochs: int = typer.Option(20, "--epochs", min=1, help="most epochs (early stopping on dev F1 may end sooner)"),
         seed: int = typer.Option(0, "--seed", help="random seed"),
         batch_size: int = typer.Option(16, "--batch-size", min=1, help="windows per training step"),
-        lr: float = typer.Option(1e-4, "--lr", help="learning rate of the encoder (the heads get 10x)"),
+        lr: Optional[float] = typer.Option(None, "--lr", help="learning rate of the encoder (default 1e-4; the heads get 10x) or of its adapter (--adapter lora: default 1e-3, the heads the same)"),
         patience: int = typer.Option(5, "--patience", min=1, help="stop after this many epochs without a better dev F1"),
         max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="stop training after this much wall time"),
         limit: Optional[int] = typer.Option(None, "--limit", help="train on the first N examples only"),
@@ -603,16 +603,19 @@ def _extraction_trainer(task: str):
         case_features: Optional[bool] = typer.Option(None, "--case-features/--no-case-features", help="word-shape (capitalisation) vectors added to the encoder's inputs (default: on when the encoder's tokenizer lowercases)"),
         select: Optional[str] = typer.Option(None, "--select", help="dev F1 that picks the epoch kept: relations (the default of re), entities, or mean (of both; re only)"),
         ema: float = typer.Option(0.0, "--ema", help="score and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: off)"),
+        adapter: str = typer.Option("none", "--adapter", help="none: fine-tune the whole encoder; lora: train a LoRA adapter on it, and store only the adapter (about 1 MB)"),
+        lora_rank: int = typer.Option(32, "--lora-rank", min=1, help="rank of the LoRA adapter (--adapter lora)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:
         from kgbuild.neural.formats import parse_records
         from kgbuild.neural.train import train as run_train
 
+        lr = lr if lr is not None else (1e-3 if adapter == "lora" else 1e-4)
         r = run_train(train, dev, out, task=task, fmt=fmt, base_model=base_model, device=device, epochs=epochs,
-                      seed=seed, batch_size=batch_size, lr=lr, head_lr=10 * lr, patience=patience,
+                      seed=seed, batch_size=batch_size, lr=lr, head_lr=lr if adapter == "lora" else 10 * lr, patience=patience,
                       max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
                       train_records=parse_records(train_records), dev_records=parse_records(dev_records),
-                      case_features=case_features, select=select, ema=ema)
+                      case_features=case_features, select=select, ema=ema, adapter=adapter, lora_rank=lora_rank)
         rel = f", strict relation F1 {r.dev['relations']['micro']['f1']:.2f}" if task == "re" else ""
         typer.echo(f"{r.train_examples} training / {r.dev_examples} dev texts, {r.epochs} epochs (best {r.best_epoch}) "
                    f"in {r.seconds:.0f}s on {r.device} ({r.precision}); dev entity F1 "

@@ -20,28 +20,12 @@ from typing import Any
 
 from kgbuild.errors import KgbuildError
 from kgbuild.neural.formats import Example, ranges_overlap, read_examples, relation_names
-from kgbuild.neural.joint import (JointExtractor, Labels, Prediction, build_network, candidate_spans, collector_paused,
-                                  forget_pieces, input_tensors, is_ensemble_dir, is_model_dir, load_pretrained, lowercases,
-                                  windows_of)
+from kgbuild.neural.joint import (ADAPTERS, JointExtractor, Labels, Prediction, add_lora, base_model_path, build_network,
+                                  candidate_spans, collector_paused, forget_pieces, input_tensors, is_model_dir,
+                                  load_pretrained, lowercases, windows_of)
 
 TASKS = ("ner", "re")
 SELECTIONS = ("relations", "entities", "mean")  # dev F1 that picks the epoch kept (`train`)
-
-
-def resolve_base_model(name: str) -> str:
-    """A hub name or folder; "auto" is the packaged all-MiniLM-L6-v2 (uncased: it lowercases
-    every text, so capitalisation, a strong cue for names, is lost to it). A model folder written
-    by `kgbuild train` gives its fine-tuned encoder (intermediate-task training: `transferred_heads`
-    then brings over its case vectors too)."""
-    if name not in ("auto", "", None):
-        if is_ensemble_dir(name):
-            raise KgbuildError(f"{name} is an ensemble", hint="start from one of its member folders")
-        if is_model_dir(name):
-            return str(Path(name) / "encoder")
-        return str(name)
-    from kgbuild.relations.encoder import resolve_model_path  # the packaged-weights lookup, not the stage
-
-    return resolve_model_path("auto")
 
 
 def transferred_heads(net: Any, base_model: str) -> list[str]:
@@ -230,7 +214,7 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
           dev_records: slice | None = None, case_features: bool | None = None,
-          select: str | None = None, ema: float = 0.0) -> TrainResult:
+          select: str | None = None, ema: float = 0.0, adapter: str = "none", lora_rank: int = 32) -> TrainResult:
     """Fine-tune the joint model on TRAIN, keep the best epoch on DEV, write it to OUT.
 
     `case_features` adds word-shape vectors to the encoder's inputs (joint.CASE_SHAPES); None
@@ -243,7 +227,11 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     "entities" (the only choice of `ner`) or "mean" (of the two, for `re`).
 
     `ema` > 0 scores and keeps an exponential moving average of the weights (WeightAverage, that
-    decay per step) instead of the weights of the epoch's last step."""
+    decay per step) instead of the weights of the epoch's last step.
+
+    `adapter` "lora" freezes the encoder and trains a LoRA adapter of rank `lora_rank` on it
+    (joint.add_lora) with the heads: the folder then stores the adapter, not the encoder, and
+    loads it onto the base encoder, named portably (`base_model_name`: "auto" or a hub name)."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
@@ -251,6 +239,8 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
 
     if task not in TASKS:
         raise KgbuildError(f"unknown task {task!r}", hint="use ner or re")
+    if adapter not in ADAPTERS:
+        raise KgbuildError(f"unknown adapter {adapter!r}", hint=f"use one of {', '.join(ADAPTERS)}")
     select = select or ("relations" if task == "re" else "entities")
     if select not in (SELECTIONS if task == "re" else ("entities",)):
         raise KgbuildError(f"--select {select} does not fit `train {task}`",
@@ -274,16 +264,23 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     torch.manual_seed(seed)
     rng = random.Random(seed)
     dev = resolve_device(device)
-    base = resolve_base_model(base_model)
+    base = base_model_path(base_model)
     tokenizer, encoder = load_pretrained(base, "pass --base-model a hub name or a folder with a transformer")
     max_length = min(max_length, getattr(encoder.config, "max_position_embeddings", max_length))
     if case_features is None:
         case_features = lowercases(tokenizer)
+    if adapter == "lora":
+        encoder = add_lora(encoder, lora_rank)
     net = build_network(encoder, len(labels.entities), len(labels.relations), max_width,
                         case_features=case_features)
     transferred = transferred_heads(net, base_model)
     net = net.to(dev)
-    config = {"task": task, "base_model": base, "max_width": max_width, "max_length": max_length,
+    # the base as a name that holds on another machine: "auto" (the packaged encoder), a hub name, an absolute path
+    portable = "auto" if base_model in ("auto", "", None) else (
+        str(Path(base_model).resolve()) if Path(base_model).exists() else str(base_model))
+    config = {"task": task, "base_model": base, "base_model_name": portable, "adapter": adapter,
+              "lora_rank": lora_rank if adapter == "lora" else None,
+              "max_width": max_width, "max_length": max_length,
               "case_features": bool(case_features), "select": select, "transferred": transferred,
               "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "epochs": epochs, "seed": seed,
               "patience": patience, "neg_spans": neg_spans, "ema": ema, "train": str(train_path), "dev": str(dev_path), "format": fmt or "auto",
@@ -293,7 +290,8 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
 
     steps = epochs * math.ceil(len(items) / batch_size)
     warmup = max(1, steps // 10)
-    enc_params = [p for n, p in net.named_parameters() if n.startswith("encoder.")]
+    # with an adapter only its weights are trainable in the encoder
+    enc_params = [p for n, p in net.named_parameters() if n.startswith("encoder.") and p.requires_grad]
     head_params = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW([{"params": enc_params, "lr": lr}, {"params": head_params, "lr": head_lr}], weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup))))

@@ -11,10 +11,10 @@ from neural_samples import write_conll04
 def tiny_encoder(tmp_path_factory) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from kgbuild.neural.train import resolve_base_model
+    from kgbuild.neural.joint import base_model_path
 
     folder = tmp_path_factory.mktemp("tiny_bert")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("auto"))
+    tokenizer = AutoTokenizer.from_pretrained(base_model_path("auto"))
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=64)
     import torch
