@@ -603,7 +603,7 @@ def _extraction_trainer(task: str):
         case_features: Optional[bool] = typer.Option(None, "--case-features/--no-case-features", help="word-shape (capitalisation) vectors added to the encoder's inputs (default: on when the encoder's tokenizer lowercases)"),
         select: Optional[str] = typer.Option(None, "--select", help="dev F1 that picks the epoch kept: relations (the default of re), entities, or mean (of both; re only)"),
         ema: float = typer.Option(0.0, "--ema", help="score and keep an exponential moving average of the weights with this decay per step, e.g. 0.998 (0: off)"),
-        adapter: str = typer.Option("none", "--adapter", help="none: fine-tune the whole encoder; lora: train a LoRA adapter on it, and store only the adapter (about 1 MB)"),
+        adapter: str = typer.Option("none", "--adapter", help="none: fine-tune the whole encoder; lora: train a LoRA adapter on it, and store only the adapter (5.4 MB at rank 32 on the packaged encoder, against 87 MB)"),
         lora_rank: int = typer.Option(32, "--lora-rank", min=1, help="rank of the LoRA adapter (--adapter lora)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     ) -> None:

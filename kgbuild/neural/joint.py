@@ -1089,15 +1089,15 @@ class JointExtractor:
         path = Path(path)
         (path / "encoder").mkdir(parents=True, exist_ok=True)
         adapter = getattr(self.net.encoder, "peft_config", None)
-        if adapter:  # the adapter alone, naming its base as the hub does (the packaged encoder is a hub model's copy)
+        if adapter:
+            # the adapter alone, naming its base as the hub does (the packaged encoder is a hub model's
+            # copy); it trains no embeddings, and saying so keeps peft from looking the base up on the hub
             base = self.config.get("base_model_name", "auto")
             adapter["default"].base_model_name_or_path = HUB_NAME if base == "auto" else base
-        if adapter:  # the adapter trains no embeddings: say so, or peft looks the base up on the hub to check
             self.net.encoder.save_pretrained(path / "encoder", save_embedding_layers=False)
+            (path / "encoder" / "README.md").unlink(missing_ok=True)  # peft's blank model card
         else:
             self.net.encoder.save_pretrained(path / "encoder")
-        if adapter:
-            (path / "encoder" / "README.md").unlink(missing_ok=True)  # peft's blank model card
         self.tokenizer.save_pretrained(path / "encoder")
         heads = {k: v.detach().cpu() for k, v in self.net.state_dict().items() if not k.startswith("encoder.")}
         torch.save(heads, path / "heads.pt")
