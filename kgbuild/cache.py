@@ -44,13 +44,11 @@ def model_digests(config: Any) -> dict[str, str]:
     """A digest of every local folder that an option of the ner or relations stage names (a model
     trained with `kgbuild train`, an ensemble with its members, a local checkpoint): a model trained
     again into the same folder changes the results, so the cache must not serve the old ones."""
-    from kgbuild.neural.joint import model_folder  # a model shipped with kgbuild, named
-
     out = {}
     for stage in (config.ner, config.relations):
         for value in stage.options.values():
-            if isinstance(value, str) and value and Path(folder := model_folder(value)).is_dir():
-                out[value] = folder_digest(Path(folder))
+            if isinstance(value, str) and value and Path(value).is_dir():
+                out[value] = folder_digest(Path(value))
     return out
 
 

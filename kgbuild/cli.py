@@ -610,9 +610,8 @@ def _extraction_trainer(task: str):
         from kgbuild.neural.formats import parse_records
         from kgbuild.neural.train import train as run_train
 
-        lr = lr if lr is not None else (1e-3 if adapter == "lora" else 1e-4)
         r = run_train(train, dev, out, task=task, fmt=fmt, base_model=base_model, device=device, epochs=epochs,
-                      seed=seed, batch_size=batch_size, lr=lr, head_lr=lr if adapter == "lora" else 10 * lr, patience=patience,
+                      seed=seed, batch_size=batch_size, lr=lr, patience=patience,
                       max_minutes=max_minutes, limit=limit, threads=threads, quiet=quiet,
                       train_records=parse_records(train_records), dev_records=parse_records(dev_records),
                       case_features=case_features, select=select, ema=ema, adapter=adapter, lora_rank=lora_rank)

@@ -22,13 +22,10 @@ _PENDING_MAX = 100_000  # documents; a relations stage that never takes them mus
 
 
 def require_model(stage: str, model: str) -> str:
-    """The model a stage names: a folder, a model shipped with kgbuild by name, or a hub name."""
-    from kgbuild.neural.joint import model_folder
-
     if not model:
         raise ConfigError(f"{stage}.model is empty",
-                          hint="set it to a folder written by `kgbuild train`, to redocred-minilm or to a hub model name")
-    return model_folder(model)
+                          hint="set it to a folder written by `kgbuild train` or to a hub model name")
+    return str(model)
 
 
 def joint_model(path: str, device: str, precision: str = "auto"):

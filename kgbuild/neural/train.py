@@ -210,7 +210,7 @@ class WeightAverage:
 
 def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: str = "re", fmt: str | None = None,
           base_model: str = "auto", device: str = "auto", epochs: int = 20, seed: int = 0, batch_size: int = 16,
-          lr: float = 1e-4, head_lr: float = 1e-3, max_width: int = 10, max_length: int = 256, patience: int = 5,
+          lr: float | None = None, head_lr: float | None = None, max_width: int = 10, max_length: int = 256, patience: int = 5,
           neg_spans: int = 100, max_minutes: float | None = None, limit: int | None = None,
           threads: int | None = None, quiet: bool = False, train_records: slice | None = None,
           dev_records: slice | None = None, case_features: bool | None = None,
@@ -229,6 +229,9 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
     `ema` > 0 scores and keeps an exponential moving average of the weights (WeightAverage, that
     decay per step) instead of the weights of the epoch's last step.
 
+    `lr` is the encoder's learning rate (default 1e-4) or its adapter's (default 1e-3); `head_lr`
+    defaults to 10x `lr` when the whole encoder trains and to `lr` with an adapter.
+
     `adapter` "lora" freezes the encoder and trains a LoRA adapter of rank `lora_rank` on it
     (joint.add_lora) with the heads: the folder then stores the adapter, not the encoder, and
     loads it onto the base encoder, named portably (`base_model_name`: "auto" or a hub name)."""
@@ -241,6 +244,8 @@ def train(train_path: str | Path, dev_path: str | Path, out: str | Path, task: s
         raise KgbuildError(f"unknown task {task!r}", hint="use ner or re")
     if adapter not in ADAPTERS:
         raise KgbuildError(f"unknown adapter {adapter!r}", hint=f"use one of {', '.join(ADAPTERS)}")
+    lr = lr if lr is not None else (1e-3 if adapter == "lora" else 1e-4)
+    head_lr = head_lr if head_lr is not None else (lr if adapter == "lora" else 10 * lr)
     select = select or ("relations" if task == "re" else "entities")
     if select not in (SELECTIONS if task == "re" else ("entities",)):
         raise KgbuildError(f"--select {select} does not fit `train {task}`",

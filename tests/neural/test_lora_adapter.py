@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from kgbuild.errors import KgbuildError
-from kgbuild.neural.joint import JointExtractor, model_folder, write_half
+from kgbuild.neural.joint import JointExtractor, write_half
 from kgbuild.neural.train import evaluate, train
 
 TEXT = "John Smith works for Acme Corp in Boston ."
@@ -97,9 +97,3 @@ def test_unknown_adapter_and_rank_zero_are_refused(tiny_data, tiny_encoder, tmp_
         train(tiny_data, tiny_data, tmp_path / "y", base_model=str(tiny_encoder), adapter="lora", lora_rank=0,
               quiet=True, epochs=1)
 
-
-def test_a_name_that_is_no_packaged_model_stays_as_it_is(tmp_path):
-    assert model_folder("dslim/bert-base-NER") == "dslim/bert-base-NER"
-    local = tmp_path / "redocred-minilm"
-    local.mkdir()
-    assert model_folder(str(local)) == str(local)  # a path that exists is never replaced

@@ -22,8 +22,7 @@ def _run(tmp_path, model, ner):
     corpus = tmp_path / "corpus"
     corpus.mkdir(exist_ok=True)
     (corpus / "news.txt").write_text(TEXT)
-    overrides = ["relations.backend=transformers", f"relations.model={model}", "relations.cross_sentence=none",
-                 "device=cpu"]
+    overrides = ["relations.backend=transformers", f"relations.model={model}", "device=cpu"]
     if ner == "transformers":  # neural.toml as shipped, pointed at the model
         config = load_config(ROOT / "pipelines/neural.toml", overrides + [f"ner.model={model}"])
     else:  # the default pipeline's spaCy NER
@@ -148,17 +147,3 @@ def test_stage_precision_reaches_the_joint_model(tiny_model):
     assert ner.info()["precision"] == "bf16" and ner.joint.precision == "bf16"
     assert relations.info()["precision"] == "fp32"
 
-
-@pytest.mark.slow
-def test_neural_toml_as_shipped_runs_the_packaged_model(tmp_path):
-    # redocred-minilm: the model folder inside kgbuild (a LoRA adapter on the packaged encoder)
-    from kgbuild.neural.joint import PACKAGED_MODELS, model_folder
-
-    assert model_folder("redocred-minilm") == str(PACKAGED_MODELS / "redocred-minilm")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "curie.txt").write_text("Marie Curie was born in Warsaw , the capital of Poland .\n")
-    result = run(corpus, tmp_path / "out", load_config(ROOT / "pipelines/neural.toml", ["device=cpu"]), quiet=True)
-    assert result.models["ner"]["kind"] == "kgbuild joint model"
-    facts = _facts(tmp_path / "out")
-    assert ("Marie Curie", "place of birth", "Warsaw") in facts, facts

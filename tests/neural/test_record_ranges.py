@@ -96,8 +96,7 @@ def test_joint_model_trained_on_redocred_records_finds_wikidata_triples_end_to_e
     assert labels["relations"] == ["P108", "P159", "P17", "P19", "P551"]  # no P27: no sentence holds both ends
     assert labels["kgbuild_types"] == {t: t for t in ("LOC", "ORG", "PER")}
 
-    # the model's own relations only: the default backend's cross-sentence ones would reach P27
-    overrides = [f"ner.model={model}", f"relations.model={model}", "relations.cross_sentence=none", "device=cpu"]
+    overrides = [f"ner.model={model}", f"relations.model={model}", "device=cpu"]
     config = load_config(ROOT / "pipelines/neural.toml", overrides)
     scores = evaluate_redocred(redocred_file, config, offset=0, limit=3)
     rel = scores["relations"]
