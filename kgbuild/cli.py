@@ -334,9 +334,11 @@ def eval_linkpred(
     known: Optional[list[Path]] = typer.Option(None, "--known", help="more true triples (e.g. a withheld test split), never trained on, also filtered from the rankings (repeatable)"),
     members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and rank with their ensemble; --max-minutes is shared among them"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="folder that keeps training resumable: the same command with it goes on where it stopped"),
+    rules: str = typer.Option("off", "--rules", help="off; add: also learn rules from the training triples and add their scores to the embeddings'; only: rank with the rules alone, training nothing"),
+    rules_weight: Optional[float] = typer.Option(None, "--rules-weight", help="with --rules add: the rules' weight against the embeddings' log-probabilities (default: chosen by validation MRR among 0, 1, 3, 10, 30)"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Filtered both-sides MRR and Hits@1/3/10 of an embedding model (or an ensemble) on a link-prediction benchmark."""
+    """Filtered both-sides MRR and Hits@1/3/10 of an embedding model (or an ensemble, or rules) on a link-prediction benchmark."""
     from kgbuild.embed.linkpred import evaluate_linkpred, format_linkpred, result_json
 
     name = dataset or (train.stem if train else "data")
@@ -344,7 +346,8 @@ def eval_linkpred(
     result = evaluate_linkpred(dataset=dataset, train=train, valid=valid, test=test, model=model, epochs=epochs,
                                device=device, seed=seed, plot=plot, max_minutes=max_minutes,
                                progress=(lambda line: typer.echo(line, err=True)) if progress else None,
-                               settings=settings, known=known, members=members, checkpoint=checkpoint)
+                               settings=settings, known=known, members=members, checkpoint=checkpoint,
+                               rules=rules, rules_weight=rules_weight)
     typer.echo(result_json(result) if as_json else format_linkpred(result))
 
 

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from kgbuild.embed.ensemble import EnsembleModel
 from kgbuild.embed.presets import TrainConfig, default_config, with_settings
-from kgbuild.embed.train import Curves, MemberResult, fit, rank_metrics
+from kgbuild.embed.rules import RULES_MODES, RulesAndEmbeddings, choose_weight, learn_rules
+from kgbuild.embed.train import Curves, FitResult, MemberResult, fit, quiet_pykeen_logs, rank_metrics
 from kgbuild.errors import KgbuildError
 
 # The datasets that ship inside pykeen (files under pykeen/datasets/<name>/; Nations, UMLS and
@@ -47,6 +48,12 @@ class LinkPredResult:
     metrics_without_known: dict[str, float] = field(default_factory=dict)  # `metrics` filtering the splits alone
     # an ensemble's models (empty: one model); epochs, best_epoch and curves are then the first member's
     members: list[MemberResult] = field(default_factory=list)
+    rules: str = "off"  # "off", "add" (rules added to the embeddings' scores) or "only" (rules alone, nothing trained)
+    rules_weight: float = 0.0  # the rules' weight against the embeddings' log-probabilities ("add")
+    weight_mrr: dict[float, float] = field(default_factory=dict)  # validation MRR of each weight tried (chosen, not given)
+    rule_counts: dict[str, int] = field(default_factory=dict)  # rules learned, by shape
+    rule_seconds: float = 0.0  # time to learn them
+    metrics_without_rules: dict[str, float] = field(default_factory=dict)  # "add": `metrics` of the embeddings alone
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,7 +131,8 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                       max_minutes: float | None = None,
                       progress: Callable[[str], None] | None = None,
                       settings: list[str] | None = None, known: list[str | Path] | None = None,
-                      members: int = 1, checkpoint: str | Path | None = None) -> LinkPredResult:
+                      members: int = 1, checkpoint: str | Path | None = None, rules: str = "off",
+                      rules_weight: float | None = None) -> LinkPredResult:
     """Train on the training split, stop early on validation MRR, and rank the test triples
     (the validation triples when there is no test file) against every entity, both sides,
     filtering all known true triples. Writes the curves to `plot` (a .png path) when given.
@@ -137,17 +145,26 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
     `members` > 1 trains that many models with seeds `seed`, `seed` + 1, ... (`max_minutes` is
     then the whole run's box, shared evenly), and every figure is the ensemble's
     (kgbuild.embed.ensemble); each member's own figures are in `members`. `checkpoint`: a folder
-    that keeps the training resumable (fit): the same command with it goes on where it stopped."""
+    that keeps the training resumable (fit): the same command with it goes on where it stopped.
+
+    `rules`: "add" also learns rules from the training triples (kgbuild.embed.rules) and ranks
+    with the embeddings' log-probabilities plus `rules_weight` times the rules' scores (None:
+    the weight of kgbuild.embed.rules.WEIGHTS that ranks the validation split best; the
+    embeddings alone are kept in `metrics_without_rules`); "only" ranks with the rules alone and
+    trains nothing."""
     from kgbuild.device import resolve_device
 
     if members < 1:
         raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
+    if rules not in RULES_MODES:
+        raise KgbuildError(f"unknown --rules {rules!r}", hint=f"use one of: {', '.join(RULES_MODES)}")
+    quiet_pykeen_logs()
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
                                                                      settings, resolve_device(device).type)
     extra = [_known_factory(path, training) for path in known or []]
     t0 = time.perf_counter()
     fits, member_results = [], []
-    for i in range(members):
+    for i in range(0 if rules == "only" else members):
         started = time.perf_counter()
         fitted = fit(training, validation, testing, config, device=device, seed=seed + i, quiet=quiet,
                      max_minutes=None if max_minutes is None else max_minutes / members,
@@ -158,12 +175,29 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
                 seed=seed + i, epochs=len(fitted.curves.losses), best_epoch=fitted.curves.best_epoch,
                 metrics={k: round(v, 4) for k, v in fitted.metrics.items()},
                 seconds=round(time.perf_counter() - started, 1), curves=fitted.curves))
-    fitted = fits[0]
-    scored = fitted.model if members == 1 else EnsembleModel([f.model for f in fits])
     evaluated = testing if testing is not None else validation
     earlier = [training, *([validation] if testing is not None else [])]
+    rule_model, without_rules = None, {}
+    if rules != "off":
+        rule_model = learn_rules(training.mapped_triples.numpy(), training.num_entities, relation_count(training),
+                                 seed=seed, progress=progress)
+    if rules == "only":
+        fitted = FitResult(model=rule_model, curves=Curves(), metrics={}, seconds=0.0)
+        scored = rule_model
+    else:
+        fitted = fits[0]
+        scored = fitted.model if members == 1 else EnsembleModel([f.model for f in fits])
     metrics, without_known = fitted.metrics, {}
-    if members > 1:
+    if members > 1 and rules != "only":
+        metrics = rank_metrics(scored, evaluated, earlier, device=scored.device)
+    weight_mrr: dict[float, float] = {}
+    if rules == "add":
+        without_rules = {k: round(v, 4) for k, v in metrics.items()}
+        if rules_weight is None:
+            valid_known = [training, *([testing] if testing is not None else []), *extra]
+            rules_weight, weight_mrr = choose_weight(scored, rule_model, validation, valid_known)
+        scored = RulesAndEmbeddings(scored, rule_model, rules_weight) if rules_weight else scored
+    if rules != "off":
         metrics = rank_metrics(scored, evaluated, earlier, device=scored.device)
     if extra:
         without_known = {k: round(v, 4) for k, v in metrics.items()}
@@ -196,8 +230,14 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         known_triples=sum(k.num_triples for k in extra),
         metrics_without_known=without_known,
         members=member_results,
+        rules=rules,
+        rules_weight=rules_weight if rules == "add" else 0.0,
+        weight_mrr=weight_mrr,
+        rule_counts=dict(rule_model.stats.rules) if rule_model is not None else {},
+        rule_seconds=rule_model.stats.seconds if rule_model is not None else 0.0,
+        metrics_without_rules=without_rules,
     )
-    if plot is not None:
+    if plot is not None and rules != "only":
         result.plot = str(plot_curves(result, plot))
     return result
 
@@ -273,7 +313,20 @@ def format_linkpred(result: LinkPredResult) -> str:
         lines += ["valid:", _metrics_line(result.validation_metrics),
                   "  without filtering the test split (as when it is withheld):",
                   _metrics_line(result.validation_without_test)]
-    if result.members:
+    if result.rules == "only":
+        lines[0] = lines[0].replace(result.config.model, "rules", 1)
+    elif result.rules == "add":
+        lines[0] = lines[0].replace(result.config.model, f"{result.config.model} + rules (weight {result.rules_weight:g})", 1)
+        lines += ["  the embeddings alone:", _metrics_line(result.metrics_without_rules)]
+        if result.weight_mrr:
+            tried = ", ".join(f"{w:g}: {m:.4f}" for w, m in result.weight_mrr.items())
+            lines.append(f"  weight chosen by validation MRR ({tried})")
+    if result.rule_counts:
+        counts = ", ".join(f"{n} {kind}" for kind, n in result.rule_counts.items())
+        lines.append(f"rules: {counts}, learned in {result.rule_seconds:.1f}s")
+    if result.rules == "only":
+        lines.append(f"in {result.seconds:.1f}s on the CPU")
+    elif result.members:
         lines[0] = f"ensemble of {len(result.members)} x " + lines[0]
         lines.append(f"{len(result.members)} models in {result.seconds:.1f}s on {result.device}, each alone:")
         for member in result.members:

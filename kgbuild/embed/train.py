@@ -353,18 +353,24 @@ def rank_metrics(model, target, known, device=None, batch_size: int | None = Non
     from pykeen.evaluation import RankBasedEvaluator
 
     device = device or model.device
+    ranked = target.mapped_triples
+    if getattr(model, "groups_by_relation", False):
+        # rules are applied relation by relation: batches of one relation each are far fewer steps
+        ranked = ranked[torch.argsort(ranked[:, 1], stable=True)]
     if batch_size is None:
         sizes = [_evaluation_batch_of(part, torch.device(device))
                  for part in getattr(model, "members", [model])]  # an ensemble: its members' least
         batch_size = None if None in sizes else min(sizes)
     evaluated = (evaluator or RankBasedEvaluator()).evaluate(
-        model, target.mapped_triples, additional_filter_triples=[k.mapped_triples for k in known],
+        model, ranked, additional_filter_triples=[k.mapped_triples for k in known],
         batch_size=batch_size, device=device, use_tqdm=False)
     return {name: float(evaluated.get_metric(name)) for name in METRICS}
 
 
 def _evaluation_batch_of(model, device) -> int | None:
     """evaluation_batch_size for a trained model."""
+    if hasattr(model, "evaluation_batch_size"):
+        return model.evaluation_batch_size
     if hasattr(model, "entity_representations"):
         width = max(int(r.shape[-1]) for r in model.entity_representations)
         return evaluation_batch_size(model.num_entities, width, device, type(model).__name__)
