@@ -266,6 +266,7 @@ def embed(
     members: int = typer.Option(1, "--members", help="train this many models (seeds SEED, SEED+1, ...) and save their ensemble"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="folder that keeps training resumable: the same command with it goes on where it stopped"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="end training after this many minutes, inside an epoch if need be (evaluation not counted; shared among --members)"),
+    rules: bool = typer.Option(True, "--rules/--no-rules", help="also learn rules from the facts: added to the model's scores (weighted by validation MRR) and shown as the reasons of each prediction"),
 ) -> None:
     """Train link-prediction embeddings of the graph in OUT (saved in OUT/embeddings)."""
     from kgbuild.embed import train_embeddings
@@ -273,12 +274,19 @@ def embed(
     # PyKEEN's progress bars redraw with carriage returns: in a log file they are noise
     result = train_embeddings(out, model=model, epochs=epochs, device=device, seed=seed,
                               quiet=quiet or not sys.stderr.isatty(),
-                              settings=settings, members=members, checkpoint=checkpoint, max_minutes=max_minutes)
+                              settings=settings, members=members, checkpoint=checkpoint, max_minutes=max_minutes,
+                              rules=rules)
     m = result.metrics
     scores = (f"validation MRR {m['mrr']:.3f}, Hits@10 {m['hits@10']:.3f}" if m
               else "graph too small for a validation split")
     if result.members and m:
         scores += " (each alone: " + ", ".join(f"{x.metrics['mrr']:.3f}" for x in result.members) + ")"
+    if result.rule_counts:
+        kept = (f"added at weight {result.rules_weight:g}" if result.rules_weight
+                else "left out: they did not raise validation MRR")
+        scores += (f"; {sum(result.rule_counts.values())} rules {kept}"
+                   + (f" (the model alone: MRR {result.metrics_without_rules['mrr']:.3f})"
+                      if result.rules_weight and result.metrics_without_rules else ""))
     typer.echo(
         f"{'ensemble of ' + str(len(result.members)) + ' x ' if result.members else ''}"
         f"{result.config.model}: {result.entities} entities, {result.relations} relations, "
@@ -313,6 +321,8 @@ def predict(
     for c in result.candidates:
         mark = "  [in graph]" if c.known else ""
         typer.echo(f"{c.rank:3d}. {c.score:9.3f}  {c.label}  <{c.iri}>{mark}")
+        for rule in c.because:
+            typer.echo(f"       because {rule}")
     if write:
         typer.echo(f"wrote {result.written} prediction(s) to <{result.graph}>")
 

@@ -32,6 +32,7 @@ class Candidate:
     label: str  # its rdfs:label
     score: float  # model score (higher is more plausible; comparable within one query only)
     known: bool  # the triple is already a fact of the graph
+    because: list[str] = field(default_factory=list)  # the best rules that propose it, with their confidence
 
 
 @dataclass
@@ -90,7 +91,9 @@ def predict(out: str | Path, head: str | None = None, relation: str = "", tail: 
         if is_known and not include_known:
             continue
         candidates.append(Candidate(rank=len(candidates) + 1, iri=iri, label=graph.label(iri),
-                                    score=float(scores[i]), known=is_known))
+                                    score=float(scores[i]), known=is_known,
+                                    because=_because(emb, graph, entity_to_id[entity_iri], relation_to_id[relation_iri],
+                                                     i, target)))
         if len(candidates) >= top:
             break
     result = PredictionResult(
@@ -108,10 +111,23 @@ def predict(out: str | Path, head: str | None = None, relation: str = "", tail: 
     return result
 
 
+def _because(emb: EmbeddingResult, graph: GraphTriples, entity_id: int, relation_id: int, candidate: int,
+             target: str, top: int = 2) -> list[str]:
+    """The best rules that propose `candidate`, as "body => head (confidence)" in the graph's labels."""
+    if emb.rules is None or not emb.rules_weight:
+        return []
+    relations = emb.rules.graph.R
+    query = relation_id if target == "tail" else relation_id + relations
+    id_to_entity = emb.training.entity_id_to_label
+    id_to_relation = emb.training.relation_id_to_label
+    return [f"{firing.text(lambda r: graph.label(id_to_relation[r]), lambda e: graph.label(id_to_entity[e]), relations)}"
+            f" ({firing.confidence:.2f})" for firing in emb.rules.explain(entity_id, query, candidate, top)]
+
+
 def _score_all(emb: EmbeddingResult, entity_id: int, relation_id: int, target: str) -> list[float]:
     import torch
 
-    model = emb.model
+    model = emb.scorer
     device = next(model.parameters()).device
     with torch.inference_mode():
         if target == "tail":

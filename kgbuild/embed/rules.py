@@ -59,6 +59,38 @@ class RuleStats:
     seconds: float  # learning time
 
 
+@dataclass
+class Firing:
+    """One rule that proposes a candidate. Relations are directed ids: r < R as stated, r + R its
+    inverse; entities are ids, -1 where the shape has none."""
+
+    confidence: float  # the rule's confidence on the training facts
+    shape: str  # one of KINDS
+    relation: int  # the rule's head relation: q in q(X, c) or q(X, Y)
+    p1: int  # the (first) body relation
+    p2: int = -1  # path: the second body relation
+    d: int = -1  # constant: the body's constant
+    c: int = -1  # constant, constant-any: the answer constant
+
+    def text(self, relation_label: Callable[[int], str], entity_label: Callable[[int], str], num_relations: int) -> str:
+        """The rule as people write it, e.g. "born in(X, Paris) => citizen of(X, France)"."""
+        def atom(relation: int, a: str, b: str) -> str:
+            if relation >= num_relations:  # an inverse: its own relation with the arguments swapped
+                relation, a, b = relation - num_relations, b, a
+            return f"{relation_label(relation)}({a}, {b})"
+
+        if self.shape == "constant":
+            body, head = atom(self.p1, "X", entity_label(self.d)), atom(self.relation, "X", entity_label(self.c))
+        elif self.shape == "constant-any":
+            body, head = atom(self.p1, "X", "_"), atom(self.relation, "X", entity_label(self.c))
+        else:  # the head reads q(X, Y) as stated, also when the rule was learned for q's inverse
+            x, y = ("Y", "X") if self.relation >= num_relations else ("X", "Y")
+            head = atom(self.relation, x, y)
+            body = (atom(self.p1, x, y) if self.shape == "parallel"
+                    else f"{atom(self.p1, x, 'Z')}, {atom(self.p2, 'Z', y)}")
+        return f"{body} => {head}"
+
+
 class Graph:
     """The training facts as sparse matrices over directed relations (q < R: as stated; q >= R: inverse)."""
 
@@ -267,33 +299,43 @@ class RuleModel:
         return compiled
 
     # --- explanations
-    def explain(self, head: int, query: int, answer: int, top: int = 3) -> list[tuple[float, str, tuple]]:
-        """The rules that propose `answer` for `query(head, ?)`, best first: (confidence, shape,
-        (p1, p2, d)) with p2 / d -1 where the shape has none."""
+    def explain(self, head: int, query: int, answer: int, top: int = 3) -> list["Firing"]:
+        """The rules that propose `answer` for `query(head, ?)` (query a directed relation id),
+        best first."""
         g, c = self.graph, self._compile(query)
-        found: list[tuple[float, str, tuple]] = []
-        row = g.F.indices[g.F.indptr[head]:g.F.indptr[head + 1]]
-        for feature in row:
+        found: list[Firing] = []
+        for feature in g.F.indices[g.F.indptr[head]:g.F.indptr[head + 1]]:
             p, y = int(feature // g.E), int(feature % g.E)
             if y == answer and c["parallel"][p] > 0:
-                found.append((float(c["parallel"][p]), "parallel", (p, -1, -1)))
+                found.append(Firing(float(c["parallel"][p]), "parallel", query, p))
             i = np.searchsorted(c["features"], feature)
             if i < len(c["features"]) and c["features"][i] == feature:
                 lo, hi = c["indptr"][i], c["indptr"][i + 1]
-                hits = np.flatnonzero(c["answers"][lo:hi] == answer)
-                found.extend((float(c["conf"][lo + j]), "constant", (p, -1, y)) for j in hits)
+                found.extend(Firing(float(c["conf"][lo + j]), "constant", query, p, d=y, c=answer)
+                             for j in np.flatnonzero(c["answers"][lo:hi] == answer))
         for p in g.D.indices[g.D.indptr[head]:g.D.indptr[head + 1]]:
             lo, hi = c["any_indptr"][p], c["any_indptr"][p + 1]
-            hits = np.flatnonzero(c["any_answers"][lo:hi] == answer)
-            found.extend((float(c["any_conf"][lo + j]), "constant-any", (int(p), -1, -1)) for j in hits)
+            found.extend(Firing(float(c["any_conf"][lo + j]), "constant-any", query, int(p), c=answer)
+                         for j in np.flatnonzero(c["any_answers"][lo:hi] == answer))
+        # the inverse relation's constant rules, whose answer is `head` and whose body `answer` has
+        back = (query + g.R) % g.Q
+        facts = set(g.F.indices[g.F.indptr[answer]:g.F.indptr[answer + 1]].tolist())
+        relations = set(g.D.indices[g.D.indptr[answer]:g.D.indptr[answer + 1]].tolist())
+        for j in range(c["back_indptr"][head], c["back_indptr"][head + 1]):
+            feature = int(c["back_features"][j])
+            if feature in facts:
+                found.append(Firing(float(c["back_conf"][j]), "constant", back, feature // g.E, d=feature % g.E, c=head))
+        for j in range(c["back_any_indptr"][head], c["back_any_indptr"][head + 1]):
+            if int(c["back_any_relations"][j]) in relations:
+                found.append(Firing(float(c["back_any_conf"][j]), "constant-any", back, int(c["back_any_relations"][j]), c=head))
         for p1, steps in c["paths"].items():
             middle = g.A[p1][head]
-            if middle.nnz == 0:
+            if middle.nnz == 0 or answer == head:
                 continue
             for p2, conf in steps:
-                if (middle @ g.A[p2][:, answer]).nnz and answer != head:
-                    found.append((conf, "path", (p1, p2, -1)))
-        found.sort(key=lambda item: -item[0])
+                if (middle @ g.A[p2][:, answer]).nnz:
+                    found.append(Firing(conf, "path", query, p1, p2))
+        found.sort(key=lambda firing: -firing.confidence)
         return found[:top]
 
     # --- saving

@@ -17,6 +17,7 @@ from kgbuild.embed import scoring
 from kgbuild.embed.ensemble import EnsembleModel
 from kgbuild.embed.graph import read_graph
 from kgbuild.embed.presets import LARGE_GRAPH, TrainConfig, default_config, register_extensions, with_settings
+from kgbuild.embed.rules import RULES_FILE, RULES_WEIGHT, RuleModel, RulesAndEmbeddings, choose_weight, learn_rules
 from kgbuild.errors import GraphError, KgbuildError
 
 EMBEDDINGS_DIR = "embeddings"
@@ -492,15 +493,28 @@ class EmbeddingResult:
     seed: int  # random seed of the split and the training
     base: str  # base IRI of the graph it was trained on
     members: list[MemberResult] = field(default_factory=list)  # an ensemble's models (empty: one model)
+    rules_weight: float = 0.0  # weight of the rules' scores added to the model's in predictions (0: model alone)
+    rule_counts: dict[str, int] = field(default_factory=dict)  # rules learned from the training facts, by shape
+    weight_mrr: dict[str, float] = field(default_factory=dict)  # validation MRR of each rules weight tried
+    metrics_without_rules: dict[str, float] = field(default_factory=dict)  # `metrics` of the model alone
     model: Any = field(default=None, repr=False, compare=False)  # the pykeen Model, or an EnsembleModel of them
+    rules: Any = field(default=None, repr=False, compare=False)  # kgbuild.embed.rules.RuleModel, or None
     training: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory: id maps
     validation: Any = field(default=None, repr=False, compare=False)  # pykeen TriplesFactory or None
 
     def summary(self) -> dict[str, Any]:
         # field by field: asdict() of the whole would deep-copy the model and the triples first
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("model", "training", "validation")}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("model", "rules", "training", "validation")}
         data.update(config=asdict(self.config), curves=asdict(self.curves), members=[asdict(m) for m in self.members])
         return data
+
+    @property
+    def scorer(self) -> Any:
+        """What predictions rank by: the model, with the rules' scores added when they were kept."""
+        if self.rules is None or not self.rules_weight:
+            return self.model
+        return RulesAndEmbeddings(self.model, self.rules, self.rules_weight)
 
     def save(self, directory: str | Path) -> Path:
         """Write the model weights, the id maps, the split and the summary into `directory`."""
@@ -515,6 +529,10 @@ class EmbeddingResult:
         _write_map(directory / ENTITIES, self.training.entity_to_id)
         _write_map(directory / RELATIONS, self.training.relation_to_id)
         _write_triples(directory / TRAINING, self.training)
+        if self.rules is not None:
+            self.rules.save(directory / RULES_FILE)
+        elif (directory / RULES_FILE).exists():
+            (directory / RULES_FILE).unlink()
         if self.validation is not None:
             _write_triples(directory / VALIDATION, self.validation)
         elif (directory / VALIDATION).exists():
@@ -557,7 +575,10 @@ class EmbeddingResult:
             part.load_state_dict(torch.load(directory / _weights_name(i), map_location="cpu", weights_only=True))
             parts.append(part.to(torch_device).eval())
         model = parts[0] if len(parts) == 1 else EnsembleModel(parts)
-        return cls(config=config, curves=curves, members=members, model=model, training=training,
+        rules = None
+        if (directory / RULES_FILE).is_file():
+            rules = RuleModel.load(directory / RULES_FILE, training.mapped_triples.numpy())
+        return cls(config=config, curves=curves, members=members, model=model, rules=rules, training=training,
                    validation=validation, **data)
 
 
@@ -593,7 +614,7 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
                      device: str = "auto", seed: int = 0, quiet: bool = True,
                      config: TrainConfig | None = None, settings: list[str] | None = None,
                      members: int = 1, checkpoint: str | Path | None = None,
-                     max_minutes: float | None = None) -> EmbeddingResult:
+                     max_minutes: float | None = None, rules: bool = True) -> EmbeddingResult:
     """Train embeddings of the graph in `out` and save them under OUT/embeddings/.
 
     `model` is a preset (rotate, complex, complex-n3, nbfnet, astarnet, transe, tucker, tucker-ce, distmult) or any
@@ -603,7 +624,12 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
     that many models (seeds `seed`, `seed` + 1, ...) on the same split and saves their ensemble
     (kgbuild.embed.ensemble), which `predict` and `ask` then score with. `checkpoint`: a folder that
     keeps the training resumable (fit): the same call with it goes on where it stopped.
-    `max_minutes` time-boxes training (fit), shared evenly among the members."""
+    `max_minutes` time-boxes training (fit), shared evenly among the members.
+
+    `rules`: also learn rules from the training facts (kgbuild.embed.rules) and add their scores
+    to the model's in predictions, weighted by the weight that ranks the validation facts best
+    (kgbuild.embed.rules.WEIGHTS; 0 leaves them out), or RULES_WEIGHT without validation facts.
+    They are saved next to the weights and explain the candidates of `kgbuild predict`."""
     if members < 1:
         raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     graph = read_graph(out)
@@ -633,6 +659,16 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
         member_results = [MemberResult(seed=seed + i, epochs=len(f.curves.losses), best_epoch=f.curves.best_epoch,
                                        metrics=f.metrics, seconds=round(f.seconds, 2), curves=f.curves)
                           for i, f in enumerate(fits)]
+    rule_model, weight, weight_mrr, without_rules = None, 0.0, {}, {}
+    if rules:
+        rule_model = learn_rules(training.mapped_triples.numpy(), training.num_entities,
+                                 int(getattr(training, "real_num_relations", training.num_relations)), seed=seed)
+        weight = RULES_WEIGHT
+        if validation is not None:
+            weight, tried = choose_weight(model, rule_model, validation, [training])
+            weight_mrr = {f"{w:g}": m for w, m in tried.items()}
+            without_rules = metrics
+            metrics = rank_metrics(RulesAndEmbeddings(model, rule_model, weight), validation, [training]) if weight else metrics
     result = EmbeddingResult(
         config=config,
         entities=training.num_entities,
@@ -648,7 +684,12 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
         seed=seed,
         base=graph.base,
         members=member_results,
+        rules_weight=weight,
+        rule_counts=dict(rule_model.stats.rules) if rule_model is not None else {},
+        weight_mrr=weight_mrr,
+        metrics_without_rules=without_rules,
         model=model,
+        rules=rule_model,
         training=training,
         validation=validation,
     )

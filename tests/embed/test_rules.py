@@ -77,10 +77,24 @@ def test_confidence_counts_unseen_negatives(family_rules):
     are citizens of France in training (person10's citizenship is held out): confidence 5 / (6 + 5)."""
     training, _, model = family_rules
     e, r = training.entity_to_id, training.relation_to_id
-    explained = model.explain(e["person10"], r["citizen_of"], e["france"])
-    confidence, shape, (p1, _, d) = explained[0]
-    assert shape == "constant" and p1 == r["born_in"] and d == e["paris"]
-    assert confidence == pytest.approx(5 / 11)
+    firing = model.explain(e["person10"], r["citizen_of"], e["france"])[0]
+    assert firing.shape == "constant" and firing.p1 == r["born_in"] and firing.d == e["paris"]
+    assert firing.confidence == pytest.approx(5 / 11)
+    relation, entity = training.relation_id_to_label.__getitem__, training.entity_id_to_label.__getitem__
+    assert firing.text(relation, entity, training.real_num_relations) == "born_in(X, paris) => citizen_of(X, france)"
+
+
+def test_a_head_query_is_explained_by_the_rule_read_backwards(family_rules):
+    """(?, citizen_of, france): person10 is proposed by citizen_of(X, france) <- born_in(X, paris)."""
+    training, _, model = family_rules
+    e, r = training.entity_to_id, training.relation_to_id
+    inverse = r["citizen_of"] + training.real_num_relations
+    firing = model.explain(e["france"], inverse, e["person10"])[0]
+    assert (firing.shape, firing.relation, firing.d, firing.c) == ("constant", r["citizen_of"], e["paris"], e["france"])
+    path = model.explain(e["grand3"], r["grandparent_of"], e["child3"])[0]
+    relation, entity = training.relation_id_to_label.__getitem__, training.entity_id_to_label.__getitem__
+    assert path.text(relation, entity, training.real_num_relations) == \
+        "parent_of(X, Z), parent_of(Z, Y) => grandparent_of(X, Y)"
 
 
 def test_rules_rank_in_pykeens_evaluator(family_rules):
@@ -141,3 +155,33 @@ def test_rules_beat_chance_on_nations():
     result = evaluate_linkpred(dataset="nations", rules="only", device="cpu")
     assert result.metrics["mrr"] > 0.75
     assert result.validation_without_test["mrr"] < result.validation_metrics["mrr"]
+
+
+def test_embed_keeps_its_rules_and_predict_gives_their_reasons(embedded):
+    """Zofia Nowak works for the University of Warsaw, whose other people were born in Warsaw."""
+    from kgbuild.embed import load_embeddings, predict
+    from kgbuild.embed.rules import RULES_FILE
+
+    out, result = embedded
+    assert (out / "embeddings" / RULES_FILE).is_file() and result.rule_counts["constant"] > 0
+    assert result.rules_weight == RULES_WEIGHT and not result.weight_mrr  # too small for a validation split
+    loaded = load_embeddings(out)
+    assert loaded.rules is not None and loaded.rules_weight == result.rules_weight
+    top = predict(out, head="Zofia Nowak", relation="place of birth", top=1, embeddings=loaded).candidates[0]
+    assert top.label == "Warsaw"
+    assert "employer(X, University of Warsaw) => place of birth(X, Warsaw)" in " ".join(top.because)
+
+
+def test_embed_without_rules_ranks_by_the_model_alone(tmp_path):
+    from embed_samples import write_sample_graph
+
+    from kgbuild.embed import load_embeddings, predict, train_embeddings
+    from kgbuild.embed.rules import RULES_FILE
+
+    out = write_sample_graph(tmp_path / "out")
+    result = train_embeddings(out, device="cpu", seed=0, rules=False, epochs=5)
+    assert result.rules is None and not result.rule_counts
+    assert not (out / "embeddings" / RULES_FILE).exists()
+    loaded = load_embeddings(out)
+    assert loaded.scorer is loaded.model
+    assert all(not c.because for c in predict(out, head="Zofia Nowak", relation="P19", top=3, embeddings=loaded).candidates)
