@@ -105,8 +105,11 @@ class Graph:
         self.rels = np.concatenate([r, r + self.R])
         self.tails = np.concatenate([t, h])
         ones = np.ones(len(self.heads), np.float32)
-        # facts as (entity, relation * E + object): one row of features per entity
-        self.F = _binary(sp.csr_matrix((ones, (self.heads, self.rels * self.E + self.tails)), shape=(self.E, self.Q * self.E)))
+        # facts as features of their subject: one column per (relation, object) pair that occurs,
+        # keyed relation * E + object (columns, not every possible pair: memory stays in
+        # proportion to the facts)
+        self.feature_keys, column = np.unique(self.rels * self.E + self.tails, return_inverse=True)
+        self.F = _binary(sp.csr_matrix((ones, (self.heads, column.ravel())), shape=(self.E, len(self.feature_keys))))
         self.D = _binary(sp.csr_matrix((ones, (self.heads, self.rels)), shape=(self.E, self.Q)))
         self.FT, self.DT = self.F.T.tocsr(), self.D.T.tocsr()  # who has a fact (p, d); who has facts of p
         order = np.argsort(self.rels, kind="stable")
@@ -122,6 +125,11 @@ class Graph:
         self.degree = np.diff(self.F.indptr)
 
 
+    def facts_of(self, entity: int) -> np.ndarray:
+        """Keys (relation * E + object) of the facts of `entity`."""
+        return self.feature_keys[self.F.indices[self.F.indptr[entity]:self.F.indptr[entity + 1]]]
+
+
 def _binary(m):
     m.sum_duplicates()
     m.data[:] = 1
@@ -133,16 +141,17 @@ class RuleModel:
     that ranking and `kgbuild predict` use."""
 
     groups_by_relation = True  # rank_metrics orders the ranked triples by relation for it
-    evaluation_batch_size = 512
 
     def __init__(self, graph: Graph, table: dict[str, np.ndarray], stats: RuleStats | None = None):
         self.graph = graph
         self.table = table  # kind, q, p1, p2, d, c (int32; -1 unused), confidence (float32)
         self.stats = stats
         self._compiled: dict[int, Any] = {}
-        counts = np.zeros((graph.Q, graph.E), np.float32)
-        np.add.at(counts, (graph.rels, graph.tails), 1.0)
-        self.prior = counts / np.maximum(counts.max(axis=1, keepdims=True), 1.0)
+
+    @property
+    def evaluation_batch_size(self) -> int:
+        """Queries scored at once: each holds three float32 rows of every entity."""
+        return max(16, min(512, 2**25 // max(self.graph.E, 1)))
 
     # --- the parts of a PyKEEN model that ranking uses
     @property
@@ -200,7 +209,7 @@ class RuleModel:
         for q in np.unique(queries):
             rows = np.flatnonzero(queries == q)
             best, log_miss = self._apply(int(q), entities[rows])
-            out[rows] = best + NOISY_OR_WEIGHT * (1.0 - np.exp(log_miss)) + PRIOR_WEIGHT * self.prior[q]
+            out[rows] = best + NOISY_OR_WEIGHT * (1.0 - np.exp(log_miss)) + PRIOR_WEIGHT * self._compile(int(q))["prior"]
         return out
 
     def _apply(self, q: int, heads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,15 +225,16 @@ class RuleModel:
                 np.add.at(log_miss, (rows, cols), np.log1p(-conf))
 
         facts = g.F[heads].tocoo()
+        keys = g.feature_keys[facts.col]
         # parallel: each fact (p, y) of the head proposes y with p's confidence for q
-        p, y = facts.col // g.E, facts.col % g.E
+        p, y = keys // g.E, keys % g.E
         conf = c["parallel"][p]
         keep = conf > 0
         add(facts.row[keep], y[keep], conf[keep])
         # constant: each fact (p, d) of the head that is a rule body proposes the rule's answers
-        local = np.searchsorted(c["features"], facts.col)
+        local = np.searchsorted(c["features"], keys)
         found = local < len(c["features"])
-        found[found] &= c["features"][local[found]] == facts.col[found]
+        found[found] &= c["features"][local[found]] == keys[found]
         rows, cols, conf = _expand(facts.row[found], local[found], c["indptr"], c["answers"], c["conf"])
         add(rows, cols, conf)
         # constant-any: each relation the head has facts of
@@ -282,7 +292,9 @@ class RuleModel:
         sel = np.flatnonzero(kind == KINDS.index("constant"))
         order = sel[np.argsort(bc[sel], kind="stable")]
         compiled["back_indptr"] = np.searchsorted(bc[order], np.arange(g.E + 1))
-        compiled["back_features"], compiled["back_conf"] = bp[order] * g.E + bd[order], conf[order]
+        # as columns of the graph's features: every rule's body occurs in the graph it was learned on
+        compiled["back_features"] = np.searchsorted(g.feature_keys, bp[order] * g.E + bd[order])
+        compiled["back_conf"] = conf[order]
         sel = np.flatnonzero(kind == KINDS.index("constant-any"))
         order = sel[np.argsort(bc[sel], kind="stable")]
         compiled["back_any_indptr"] = np.searchsorted(bc[order], np.arange(g.E + 1))
@@ -295,6 +307,8 @@ class RuleModel:
         for i in np.flatnonzero(kind == KINDS.index("path")):
             paths[int(p1[i])].append((int(p2[i]), float(conf[i])))
         compiled["paths"] = dict(paths)
+        answered = np.bincount(g.A[q].indices, minlength=g.E).astype(np.float32)
+        compiled["prior"] = answered / max(float(answered.max(initial=0.0)), 1.0)
         self._compiled[q] = compiled
         return compiled
 
@@ -304,7 +318,7 @@ class RuleModel:
         best first."""
         g, c = self.graph, self._compile(query)
         found: list[Firing] = []
-        for feature in g.F.indices[g.F.indptr[head]:g.F.indptr[head + 1]]:
+        for feature in g.facts_of(head):
             p, y = int(feature // g.E), int(feature % g.E)
             if y == answer and c["parallel"][p] > 0:
                 found.append(Firing(float(c["parallel"][p]), "parallel", query, p))
@@ -319,11 +333,11 @@ class RuleModel:
                          for j in np.flatnonzero(c["any_answers"][lo:hi] == answer))
         # the inverse relation's constant rules, whose answer is `head` and whose body `answer` has
         back = (query + g.R) % g.Q
-        facts = set(g.F.indices[g.F.indptr[answer]:g.F.indptr[answer + 1]].tolist())
+        facts = set(g.F.indices[g.F.indptr[answer]:g.F.indptr[answer + 1]].tolist())  # columns, as back_features
         relations = set(g.D.indices[g.D.indptr[answer]:g.D.indptr[answer + 1]].tolist())
         for j in range(c["back_indptr"][head], c["back_indptr"][head + 1]):
-            feature = int(c["back_features"][j])
-            if feature in facts:
+            if int(c["back_features"][j]) in facts:
+                feature = int(g.feature_keys[c["back_features"][j]])
                 found.append(Firing(float(c["back_conf"][j]), "constant", back, feature // g.E, d=feature % g.E, c=head))
         for j in range(c["back_any_indptr"][head], c["back_any_indptr"][head + 1]):
             if int(c["back_any_relations"][j]) in relations:
@@ -412,10 +426,11 @@ def learn_rules(triples: np.ndarray, num_entities: int, num_relations: int, *, p
         rows = np.flatnonzero((per_entity > 0) & (g.degree * per_entity <= MAX_PAIRS_PER_ENTITY))
         support = (g.F[rows].T.tocsr() @ Aq[rows]).tocoo()
         ok = support.data >= min_support
-        feature, c, sup = support.row[ok].astype(np.int64), support.col[ok], support.data[ok]
+        column, c, sup = support.row[ok], support.col[ok], support.data[ok]
+        feature = g.feature_keys[column]
         ok = ~((feature // g.E == q) & (feature % g.E == c))  # q(X, c) <- q(X, c) says nothing
-        feature, c, sup = feature[ok], c[ok], sup[ok]
-        conf = sup / (g.feature_body[feature] + UNSEEN)
+        column, feature, c, sup = column[ok], feature[ok], c[ok], sup[ok]
+        conf = sup / (g.feature_body[column] + UNSEEN)
         ok = conf >= min_confidence
         keep("constant", q, feature[ok] // g.E, -1, feature[ok] % g.E, c[ok], conf[ok])
         # constant answers given any fact of a relation
@@ -459,8 +474,7 @@ def learn_rules(triples: np.ndarray, num_entities: int, num_relations: int, *, p
 
 def _paths_between(g: Graph, x: int, y: int) -> set[tuple[int, int]]:
     """(p1, p2) of every path x -p1-> z -p2-> y with z neither x nor y."""
-    out = g.F.indices[g.F.indptr[x]:g.F.indptr[x + 1]]
-    into = g.F.indices[g.F.indptr[y]:g.F.indptr[y + 1]]  # y -p-> z is z -p^-1-> y
+    out, into = g.facts_of(x), g.facts_of(y)  # y -p-> z is z -p^-1-> y
     first: dict[int, list[int]] = defaultdict(list)
     for feature in out:
         z = int(feature % g.E)
