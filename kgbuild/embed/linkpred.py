@@ -158,6 +158,9 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
         raise KgbuildError(f"--members {members}: an ensemble needs at least one model", hint="use --members 1 or more")
     if rules not in RULES_MODES:
         raise KgbuildError(f"unknown --rules {rules!r}", hint=f"use one of: {', '.join(RULES_MODES)}")
+    if rules == "only" and members > 1:
+        raise KgbuildError("--rules only trains no model, so there are no --members to train",
+                           hint="drop --members, or use --rules add to rank with an ensemble and rules")
     quiet_pykeen_logs()
     name, training, validation, testing, config = load_with_config(dataset, train, valid, test, model, epochs, config,
                                                                      settings, resolve_device(device).type)

@@ -148,6 +148,8 @@ def test_eval_linkpred_with_rules_only_and_added(family_files):
 def test_unknown_rules_mode_is_refused(family_files):
     with pytest.raises(KgbuildError, match="unknown --rules 'both'"):
         evaluate_linkpred(train=family_files[0], valid=family_files[1], rules="both", device="cpu")
+    with pytest.raises(KgbuildError, match="no --members"):
+        evaluate_linkpred(train=family_files[0], valid=family_files[1], rules="only", members=3, device="cpu")
 
 
 def test_rules_beat_chance_on_nations():
