@@ -196,11 +196,20 @@ def evaluate_linkpred(dataset: str | None = None, train: str | Path | None = Non
     weight_mrr: dict[float, float] = {}
     if rules == "add":
         without_rules = {k: round(v, 4) for k, v in metrics.items()}
+        # without a test split or --known files, the weights' validation rankings are the report's
+        reported_is_validation = testing is None and not extra
         if rules_weight is None:
             valid_known = [training, *([testing] if testing is not None else []), *extra]
-            rules_weight, weight_mrr = choose_weight(scored, rule_model, validation, valid_known)
-        scored = RulesAndEmbeddings(scored, rule_model, rules_weight) if rules_weight else scored
-    if rules != "off":
+            rules_weight, tried = choose_weight(scored, rule_model, validation, valid_known,
+                                                alone=metrics if reported_is_validation else None)
+            weight_mrr = {w: round(m["mrr"], 4) for w, m in tried.items()}
+            if reported_is_validation:
+                metrics = tried[rules_weight]
+        if rules_weight:
+            scored = RulesAndEmbeddings(scored, rule_model, rules_weight)
+            if not (weight_mrr and reported_is_validation):
+                metrics = rank_metrics(scored, evaluated, earlier, device=scored.device)
+    elif rules == "only":
         metrics = rank_metrics(scored, evaluated, earlier, device=scored.device)
     if extra:
         without_known = {k: round(v, 4) for k, v in metrics.items()}

@@ -120,8 +120,8 @@ def _because(emb: EmbeddingResult, graph: GraphTriples, entity_id: int, relation
     query = relation_id if target == "tail" else relation_id + relations
     id_to_entity = emb.training.entity_id_to_label
     id_to_relation = emb.training.relation_id_to_label
-    return [f"{firing.text(lambda r: graph.label(id_to_relation[r]), lambda e: graph.label(id_to_entity[e]), relations)}"
-            f" ({firing.confidence:.2f})" for firing in emb.rules.explain(entity_id, query, candidate, top)]
+    return [firing.text(lambda r: graph.label(id_to_relation[r]), lambda e: graph.label(id_to_entity[e]), relations)
+            + f" ({firing.confidence:.2f})" for firing in emb.rules.explain(entity_id, query, candidate, top)]
 
 
 def _score_all(emb: EmbeddingResult, entity_id: int, relation_id: int, target: str) -> list[float]:

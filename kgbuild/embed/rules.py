@@ -124,7 +124,6 @@ class Graph:
         self.relation_body = np.asarray(self.D.sum(axis=0)).ravel()
         self.degree = np.diff(self.F.indptr)
 
-
     def facts_of(self, entity: int) -> np.ndarray:
         """Keys (relation * E + object) of the facts of `entity`."""
         return self.feature_keys[self.F.indices[self.F.indptr[entity]:self.F.indptr[entity + 1]]]
@@ -280,24 +279,18 @@ class RuleModel:
         compiled["features"], starts = np.unique(feature, return_index=True)
         compiled["indptr"] = np.append(starts, len(feature))
         compiled["answers"], compiled["conf"] = answers, confs
-        sel = np.flatnonzero(kind == KINDS.index("constant-any"))
-        order = np.argsort(p1[sel], kind="stable")
-        compiled["any_indptr"] = np.searchsorted(p1[sel][order], np.arange(g.Q + 1))
-        compiled["any_answers"], compiled["any_conf"] = c[sel][order], conf[sel][order]
+        order, compiled["any_indptr"] = _grouped(kind == KINDS.index("constant-any"), p1, g.Q)
+        compiled["any_answers"], compiled["any_conf"] = c[order], conf[order]
         # the constant rules of the inverse relation, grouped by their answer
         back = (q + g.R) % g.Q
         mine = t["q"] == back
         kind, conf = t["kind"][mine], t["confidence"][mine]
         bp, bd, bc = t["p1"][mine].astype(np.int64), t["d"][mine].astype(np.int64), t["c"][mine]
-        sel = np.flatnonzero(kind == KINDS.index("constant"))
-        order = sel[np.argsort(bc[sel], kind="stable")]
-        compiled["back_indptr"] = np.searchsorted(bc[order], np.arange(g.E + 1))
+        order, compiled["back_indptr"] = _grouped(kind == KINDS.index("constant"), bc, g.E)
         # as columns of the graph's features: every rule's body occurs in the graph it was learned on
         compiled["back_features"] = np.searchsorted(g.feature_keys, bp[order] * g.E + bd[order])
         compiled["back_conf"] = conf[order]
-        sel = np.flatnonzero(kind == KINDS.index("constant-any"))
-        order = sel[np.argsort(bc[sel], kind="stable")]
-        compiled["back_any_indptr"] = np.searchsorted(bc[order], np.arange(g.E + 1))
+        order, compiled["back_any_indptr"] = _grouped(kind == KINDS.index("constant-any"), bc, g.E)
         compiled["back_any_relations"], compiled["back_any_conf"] = bp[order], conf[order]
         mine = t["q"] == q
         kind = t["kind"][mine]
@@ -371,6 +364,14 @@ class RuleModel:
         return cls(Graph(triples, meta["entities"], meta["relations"]), table, stats)
 
 
+def _grouped(selected: np.ndarray, group: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(order, indptr): the `selected` rows ordered by `group`, and where each group value of
+    0..groups-1 starts and ends in that order (CSR-style)."""
+    rows = np.flatnonzero(selected)
+    order = rows[np.argsort(group[rows], kind="stable")]
+    return order, np.searchsorted(group[order], np.arange(groups + 1))
+
+
 def _expand(rows: np.ndarray, groups: np.ndarray, indptr: np.ndarray, answers: np.ndarray,
             conf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each (row, group): every (answer, confidence) of that group, as flat arrays."""
@@ -416,7 +417,6 @@ def learn_rules(triples: np.ndarray, num_entities: int, num_relations: int, *, p
             columns[name].append(np.broadcast_to(np.asarray(values, np.int32), (n,)).copy())
         columns["confidence"].append(np.asarray(conf, np.float32))
 
-    D_T = g.D.T.tocsr()
     for q in range(g.Q):
         Aq = g.A[q]
         if Aq.nnz == 0:
@@ -434,7 +434,7 @@ def learn_rules(triples: np.ndarray, num_entities: int, num_relations: int, *, p
         ok = conf >= min_confidence
         keep("constant", q, feature[ok] // g.E, -1, feature[ok] % g.E, c[ok], conf[ok])
         # constant answers given any fact of a relation
-        support = (D_T @ Aq).tocoo()
+        support = (g.DT @ Aq).tocoo()
         ok = support.data >= min_support
         p, c, sup = support.row[ok], support.col[ok], support.data[ok]
         conf = sup / (g.relation_body[p] + UNSEEN)
@@ -565,14 +565,20 @@ class RulesAndEmbeddings:
 
 
 def choose_weight(embeddings: Any, rules: RuleModel, validation, known: list,
-                  weights: tuple[float, ...] = WEIGHTS) -> tuple[float, dict[float, float]]:
+                  weights: tuple[float, ...] = WEIGHTS,
+                  alone: dict[str, float] | None = None) -> tuple[float, dict[float, dict[str, float]]]:
     """The weight of `weights` whose combination ranks the `validation` TriplesFactory best
-    (filtered MRR, `known` factories filtered too), and every weight's MRR."""
+    (filtered MRR to four places, `known` factories filtered too; the smaller weight on a tie),
+    and every weight's metrics. `alone`: the embeddings' own metrics on that ranking, when already
+    known (weight 0 is then not ranked again)."""
     from kgbuild.embed.train import rank_metrics
 
-    mrr = {}
+    tried: dict[float, dict[str, float]] = {}
     for weight in weights:
+        if weight == 0 and alone:
+            tried[weight] = alone
+            continue
         scored = embeddings if weight == 0 else RulesAndEmbeddings(embeddings, rules, weight)
-        mrr[weight] = round(rank_metrics(scored, validation, known, device=embeddings.device)["mrr"], 4)
-    best = max(weights, key=lambda w: (mrr[w], -w))
-    return best, mrr
+        tried[weight] = rank_metrics(scored, validation, known, device=embeddings.device)
+    best = max(weights, key=lambda w: (round(tried[w]["mrr"], 4), -w))
+    return best, tried

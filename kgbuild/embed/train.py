@@ -665,10 +665,9 @@ def train_embeddings(out: str | Path, model: str | None = None, epochs: int | No
                                  int(getattr(training, "real_num_relations", training.num_relations)), seed=seed)
         weight = RULES_WEIGHT
         if validation is not None:
-            weight, tried = choose_weight(model, rule_model, validation, [training])
-            weight_mrr = {f"{w:g}": m for w, m in tried.items()}
-            without_rules = metrics
-            metrics = rank_metrics(RulesAndEmbeddings(model, rule_model, weight), validation, [training]) if weight else metrics
+            weight, tried = choose_weight(model, rule_model, validation, [training], alone=metrics)
+            weight_mrr = {f"{w:g}": round(m["mrr"], 4) for w, m in tried.items()}
+            without_rules, metrics = metrics, tried[weight]
     result = EmbeddingResult(
         config=config,
         entities=training.num_entities,
